@@ -1,0 +1,14 @@
+"""The Dagster code location: composes assets, checks, jobs and resources."""
+
+import dagster as dg
+
+from k8s_analysis.assets import all_asset_checks, all_assets
+from k8s_analysis.jobs import materialize_all
+from k8s_analysis.resources import default_resources
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=all_asset_checks,
+    jobs=[materialize_all],
+    resources=default_resources(),
+)

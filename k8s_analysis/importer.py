@@ -1,0 +1,96 @@
+"""``k8s-analysis import``: load recorded exports and release-notes folders into the raw store.
+
+Every path is read and checked in full before anything is written, so a path that cannot
+be read stops the import with nothing half-imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from k8s_analysis.paths import DataLayout
+from k8s_analysis.raw_store import RawIssueStore, RawReleaseNotesStore, UpsertStats
+from k8s_analysis.sources.archive import ExportReadError, IssueExport, first_json_char, is_tar, read_head
+from k8s_analysis.sources.release_notes import ReleaseNotesFile, find_release_note_files
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportPlan:
+    """What an import will write, after every path has been read once and checked."""
+
+    exports: list[tuple[IssueExport, int]] = field(default_factory=list)
+    release_note_files: list[ReleaseNotesFile] = field(default_factory=list)
+
+
+@dataclass
+class ImportReport:
+    issues: UpsertStats = field(default_factory=UpsertStats)
+    release_note_files_written: int = 0
+    release_note_files_unchanged: int = 0
+
+
+def is_jsonl_issue_line(head: bytes) -> bool:
+    first_line = head.split(b"\n", 1)[0]
+    try:
+        item = json.loads(first_line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(item, dict) and "id" in item and "number" in item
+
+
+def plan_path(path: Path, plan: ImportPlan) -> None:
+    """Detect what ``path`` holds, read it in full, and add it to ``plan``."""
+    if not path.exists():
+        raise ExportReadError(path, "no such file or folder", "Check the path.")
+    if path.is_dir():
+        files = find_release_note_files(path)
+        if not files:
+            raise ExportReadError(path, "the folder holds no .json files",
+                                  "Give a folder of published release-notes JSON files.")
+        plan.release_note_files.extend(ReleaseNotesFile.read(file) for file in files)
+        return
+    head = read_head(path)
+    if is_tar(head) or first_json_char(head) == "[" or is_jsonl_issue_line(head):
+        export = IssueExport(path)
+        count = sum(1 for _ in export.iter_items())
+        plan.exports.append((export, count))
+        return
+    plan.release_note_files.append(ReleaseNotesFile.read(path))
+
+
+def plan_import(paths: Iterable[Path]) -> ImportPlan:
+    plan = ImportPlan()
+    for path in paths:
+        plan_path(Path(path), plan)
+    return plan
+
+
+def store_release_note_files(files: Iterable[ReleaseNotesFile], store: RawReleaseNotesStore) -> tuple[int, int]:
+    """Store each file; return how many were written and how many were already stored."""
+    written = unchanged = 0
+    for file in files:
+        if store.put(file.name, file.content):
+            written += 1
+        else:
+            unchanged += 1
+    return written, unchanged
+
+
+def import_paths(paths: Iterable[Path], layout: DataLayout, log: logging.Logger = logger) -> ImportReport:
+    plan = plan_import(paths)
+    report = ImportReport()
+    issue_store = RawIssueStore(layout.raw_issues_dir)
+    for export, count in plan.exports:
+        log.info("importing %s issue objects from %s", f"{count:,}", export.path)
+        report.issues.add(issue_store.upsert(export.iter_items(), log=log))
+    notes_store = RawReleaseNotesStore(layout.raw_release_notes_dir)
+    written, unchanged = store_release_note_files(plan.release_note_files, notes_store)
+    report.release_note_files_written = written
+    report.release_note_files_unchanged = unchanged
+    return report

@@ -1,0 +1,1 @@
+"""Parsed tables built from the raw store: issues, pull requests, labels and release notes."""
