@@ -1,6 +1,5 @@
 """Model assets: the kind/bug classifier trained on the release_notes table."""
 
-
 import hashlib
 import json
 

@@ -1,6 +1,5 @@
 """Raw data assets: issue objects and published release notes, stored as they arrived."""
 
-
 import dagster as dg
 
 from k8s_analysis.importer import store_release_note_files

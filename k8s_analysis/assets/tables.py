@@ -1,6 +1,5 @@
 """Table assets: parsed issues, pull requests, labels and release notes, as Parquet."""
 
-
 import dagster as dg
 import pandas as pd
 

@@ -1,0 +1,154 @@
+"""The ``k8s-analysis`` command: import exports, run the pipeline, predict kind/bug."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from k8s_analysis.paths import DATA_DIR_ENV, DataLayout, resolve_data_dir
+
+logger = logging.getLogger("k8s_analysis")
+
+# Notes whose label no reasonable model gets wrong: `predict --test` fails when it does.
+KNOWN_BUG_NOTE = (
+    "Fixed a bug where the kubelet crashed with a nil pointer dereference "
+    "when a pod had no containers."
+)
+KNOWN_NON_BUG_NOTE = "Added a new --output flag to kubectl get that prints resources as YAML."
+DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# Dagster's console logger prints every step event at DEBUG; INFO keeps the asset logs.
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", default=argparse.SUPPRESS,
+        help=f"data directory (default: ${DATA_DIR_ENV}, else ./data)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="k8s-analysis", parents=[common],
+        description="Learn from a GitHub project's issues and pull requests, and label new ones.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    importer = commands.add_parser(
+        "import", parents=[common],
+        help="load recorded exports and release-notes folders into the raw store",
+        description="Load exports (JSON list, JSON Lines, .gz/.xz/.zst, or a tar holding api.json) "
+                    "and folders or files of published release notes into the raw store.",
+    )
+    importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+
+    commands.add_parser(
+        "run", parents=[common],
+        help="materialize every asset through Dagster and print a summary",
+        description="Run the main job (every asset and check) on the Dagster instance in "
+                    "$DAGSTER_HOME, or in DATA_DIR/dagster_home when that is unset.",
+    )
+
+    predict = commands.add_parser(
+        "predict", parents=[common],
+        help="print the probability that a release note is kind/bug",
+        description="Exit status 0 when the probability reaches the threshold, 1 below it.",
+    )
+    predict.add_argument("text", nargs="?", help="release-note text")
+    predict.add_argument("--threshold", type=float,
+                         help="decision threshold (default: the one stored with the model, else 0.6)")
+    predict.add_argument("--model-dir", type=Path, help="model version folder (default: DATA_DIR/models/current)")
+    predict.add_argument("--test", action="store_true",
+                         help="judge one known bug note and one known non-bug note; fail if either is wrong")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    layout = DataLayout(resolve_data_dir(getattr(args, "data_dir", None)))
+    try:
+        if args.command == "import":
+            return import_command(args, layout)
+        if args.command == "run":
+            return run_command(layout)
+        return predict_command(args, layout, parser)
+    except (ValueError, RuntimeError, OSError) as error:
+        print(f"k8s-analysis {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def import_command(args: argparse.Namespace, layout: DataLayout) -> int:
+    from k8s_analysis.importer import import_paths
+
+    report = import_paths(args.paths, layout)
+    issues = report.issues
+    print(f"issues and pull requests: {issues.inserted:,} new, {issues.updated:,} updated, "
+          f"{issues.unchanged:,} unchanged")
+    print(f"release-notes files: {report.release_note_files_written} stored, "
+          f"{report.release_note_files_unchanged} unchanged")
+    print(f"raw store: {layout.root / 'raw'}")
+    return 0
+
+
+def prepare_dagster_home(layout: DataLayout) -> Path:
+    """Use $DAGSTER_HOME, or create DATA_DIR/dagster_home with telemetry off."""
+    home = Path(os.environ.get("DAGSTER_HOME") or layout.dagster_home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def run_command(layout: DataLayout) -> int:
+    import dagster as dg
+
+    from k8s_analysis.definitions import defs
+    from k8s_analysis.jobs import MAIN_JOB
+    from k8s_analysis.summary import print_summary
+
+    # The resources resolve the data directory at run time from this variable.
+    os.environ[DATA_DIR_ENV] = str(layout.root)
+    home = prepare_dagster_home(layout)
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(MAIN_JOB).execute_in_process(
+            run_config=RUN_CONFIG, instance=instance, raise_on_error=False
+        )
+    print_summary(layout, result, home)
+    return 0 if result.success else 1
+
+
+def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:
+    from k8s_analysis.model.bundle import Predictor
+
+    if not args.test and not args.text:
+        parser.error("predict needs TEXT or --test")
+    predictor = Predictor(args.model_dir or layout.current_model_dir)
+    threshold = predictor.threshold if args.threshold is None else args.threshold
+    if args.test:
+        return self_test(predictor, threshold)
+    probability = float(predictor.predict_proba([args.text])[0])
+    verdict = "kind/bug" if probability >= threshold else "not kind/bug"
+    print(f"{probability:.4f} {verdict} (threshold {threshold:.3f}, model {predictor.version})")
+    return 0 if probability >= threshold else 1
+
+
+def self_test(predictor, threshold: float) -> int:
+    bug, non_bug = predictor.predict_proba([KNOWN_BUG_NOTE, KNOWN_NON_BUG_NOTE])
+    results = [("bug note", KNOWN_BUG_NOTE, bug, bug >= threshold),
+               ("non-bug note", KNOWN_NON_BUG_NOTE, non_bug, non_bug < threshold)]
+    for name, text, probability, correct in results:
+        print(f"{'ok  ' if correct else 'FAIL'} {name}: {probability:.4f} (threshold {threshold:.3f}): {text}")
+    print(f"model {predictor.version}")
+    return 0 if all(correct for *_, correct in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""The summary ``k8s-analysis run`` prints: counts, bug share, model metrics and output paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from k8s_analysis.model.bundle import METRICS_FILE
+
+
+def read_rows(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    return pd.read_parquet(path, columns=columns) if path.exists() else None
+
+
+def model_line(layout, result) -> str:
+    materializations = [
+        event.event_specific_data.materialization
+        for event in result.all_events
+        if event.is_step_materialization and event.asset_key.path[-1] == "kind_bug_classifier"
+    ]
+    if materializations:
+        status = materializations[-1].metadata.get("status")
+        if status is not None and status.value != "trained":
+            reason = materializations[-1].metadata.get("reason")
+            return f"{status.value} ({reason.value if reason else 'no reason recorded'}); current model kept"
+    metrics_path = layout.current_model_dir / METRICS_FILE
+    if not metrics_path.exists():
+        return "none trained yet"
+    metrics = json.loads(metrics_path.read_text())
+    test = metrics["test"]
+    version = layout.current_model_dir.resolve().name
+    return (f"{version}: on the newest {test['rows']:,} notes precision {test['precision']:.3f}, "
+            f"recall {test['recall']:.3f}, F1 {test['f1']:.3f}, ROC-AUC {test['roc_auc']:.3f} "
+            f"(threshold {metrics['threshold']:.3f})")
+
+
+def print_summary(layout, result, dagster_home: Path) -> None:
+    issues = read_rows(layout.table_path("issues"), ["id"])
+    pull_requests = read_rows(layout.table_path("pull_requests"), ["id"])
+    notes = read_rows(layout.table_path("release_notes"), ["is_bug", "source"])
+    n_issues = 0 if issues is None else len(issues)
+    n_prs = 0 if pull_requests is None else len(pull_requests)
+    print()
+    print(f"k8s-analysis run {'succeeded' if result.success else 'FAILED'} (Dagster run {result.run_id})")
+    print(f"  items:          {n_issues + n_prs:,} ({n_issues:,} issues, {n_prs:,} pull requests)")
+    if notes is not None:
+        sources = notes["source"].value_counts()
+        print(f"  release notes:  {len(notes):,} ({sources.get('release-notes', 0):,} published, "
+              f"{sources.get('github', 0):,} from pull requests), bug share {notes['is_bug'].mean():.1%}")
+    print(f"  model:          {model_line(layout, result)}")
+    print(f"  tables:         {layout.tables_dir}")
+    print(f"  models:         {layout.models_dir}")
+    print(f"  Dagster runs:   DAGSTER_HOME={dagster_home} (browse with `dagster dev -w workspace.yaml`)")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"  failed step {event.step_key}: {event.event_specific_data.error.message.strip()}")
