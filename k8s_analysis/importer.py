@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from k8s_analysis.paths import DataLayout
-from k8s_analysis.raw_store import RawIssueStore, RawReleaseNotesStore, UpsertStats
-from k8s_analysis.sources.archive import ExportReadError, IssueExport, first_json_char, is_tar, read_head
+from k8s_analysis.raw_store import RawIssueStore, RawReleaseNotesStore, RawStoreError, UpsertStats, check_item
+from k8s_analysis.sources.archive import (
+    ExportReadError,
+    IssueExport,
+    export_read_errors,
+    first_json_char,
+    is_tar,
+    open_decompressed,
+    read_head,
+)
 from k8s_analysis.sources.release_notes import ReleaseNotesFile, find_release_note_files
 
 logger = logging.getLogger(__name__)
@@ -35,13 +43,37 @@ class ImportReport:
     release_note_files_unchanged: int = 0
 
 
-def is_jsonl_issue_line(head: bytes) -> bool:
-    first_line = head.split(b"\n", 1)[0]
+def is_jsonl_issue_line(line: bytes) -> bool:
     try:
-        item = json.loads(first_line)
+        item = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
     return isinstance(item, dict) and "id" in item and "number" in item
+
+
+def holds_issue_export(path: Path) -> bool:
+    """True for a tar archive, a JSON list, or JSON Lines whose first line is an issue object."""
+    with export_read_errors(path):
+        head = read_head(path)
+        if is_tar(head) or first_json_char(head) == "[":
+            return True
+        if first_json_char(head) != "{":
+            return False
+        # One issue object often exceeds the head's few kilobytes, so read the whole line.
+        with open_decompressed(path) as stream:
+            return is_jsonl_issue_line(stream.readline())
+
+
+def count_storable_items(export: IssueExport) -> int:
+    """Read every item of ``export`` and check that the raw store can key it."""
+    count = 0
+    for count, item in enumerate(export.iter_items(), start=1):
+        try:
+            check_item(item)
+        except RawStoreError as error:
+            raise ExportReadError(export.path, f"item {count} cannot be stored ({error})",
+                                  "Fix or drop that item and import again.") from error
+    return count
 
 
 def plan_path(path: Path, plan: ImportPlan) -> None:
@@ -55,11 +87,9 @@ def plan_path(path: Path, plan: ImportPlan) -> None:
                                   "Give a folder of published release-notes JSON files.")
         plan.release_note_files.extend(ReleaseNotesFile.read(file) for file in files)
         return
-    head = read_head(path)
-    if is_tar(head) or first_json_char(head) == "[" or is_jsonl_issue_line(head):
+    if holds_issue_export(path):
         export = IssueExport(path)
-        count = sum(1 for _ in export.iter_items())
-        plan.exports.append((export, count))
+        plan.exports.append((export, count_storable_items(export)))
         return
     plan.release_note_files.append(ReleaseNotesFile.read(path))
 

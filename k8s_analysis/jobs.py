@@ -6,6 +6,6 @@ MAIN_JOB = "materialize_all"
 
 materialize_all = dg.define_asset_job(
     MAIN_JOB,
-    selection=dg.AssetSelection.all(include_sources=False),
+    selection=dg.AssetSelection.all(),
     description="Import what the sources hold, rebuild every table and retrain the classifier.",
 )

@@ -85,7 +85,8 @@ def merge_item(existing: dict | None, incoming: dict) -> tuple[dict, str]:
     return (existing, "unchanged") if combined == existing else (combined, "updated")
 
 
-def _check_item(item: object) -> dict:
+def check_item(item: object) -> dict:
+    """Return ``item`` when the store can key it; raise RawStoreError naming the missing field."""
     if not isinstance(item, dict):
         raise RawStoreError(f"expected a JSON object per issue, got {type(item).__name__}")
     for key in ("id", "number"):
@@ -142,7 +143,7 @@ class RawIssueStore:
         progress = Progress("raw store upsert", log)
         batch: list[dict] = []
         for item in items:
-            batch.append(_check_item(item))
+            batch.append(check_item(item))
             if len(batch) >= UPSERT_BATCH:
                 total.add(self._upsert_batch(batch))
                 progress.advance(len(batch))

@@ -45,7 +45,8 @@ def build_dataset(notes: pd.DataFrame, config: SplitConfig = SplitConfig()) -> D
     no text sits in training and in evaluation at once.
     """
     frame = notes[["pr_number", "text", "is_bug"]].copy()
-    frame["clean_text"] = [clean_text(text) for text in frame["text"]]
+    # pandas 3 stores a missing text in a str column as NaN, which clean_text cannot read.
+    frame["clean_text"] = [clean_text(text) for text in frame["text"].fillna("")]
     frame = frame[frame["clean_text"] != ""].sort_values("pr_number", kind="stable")
     first_seen = frame.groupby("clean_text", sort=False)["pr_number"].transform("min")
     frame = frame.assign(first_seen=first_seen)

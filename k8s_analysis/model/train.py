@@ -140,12 +140,13 @@ def evaluate(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
 def train_classifier(dataset: Dataset, config: ModelConfig = ModelConfig(), log=logger) -> TrainedModel:
     """Fit features on the training split, train the MLP with early stopping on validation
     loss, choose the F1-maximising threshold on validation, and evaluate on the test split."""
-    check_trainable(dataset)
+    check_training_split(dataset)
+    train_labels = dataset.labels(SPLIT_TRAIN)
+    features, train_matrix = fit_features(dataset.texts(SPLIT_TRAIN), train_labels, config, log)
+    check_evaluation_splits(dataset)
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    train_labels = dataset.labels(SPLIT_TRAIN)
-    features, train_matrix = fit_features(dataset.texts(SPLIT_TRAIN), train_labels, config, log)
     validation_matrix = sorted_csr(features.transform(dataset.texts(SPLIT_VALIDATION)))
     validation_labels = dataset.labels(SPLIT_VALIDATION)
 
@@ -177,18 +178,23 @@ def train_classifier(dataset: Dataset, config: ModelConfig = ModelConfig(), log=
                         {k: [float(v) for v in values] for k, values in history.history.items()})
 
 
-def check_trainable(dataset: Dataset) -> None:
-    """Raise InsufficientDataError unless every split has rows and training has both classes."""
-    counts = dataset.counts()
-    empty = [name for name in (SPLIT_TRAIN, SPLIT_VALIDATION, SPLIT_TEST) if counts.get(name, 0) == 0]
-    if empty:
-        raise InsufficientDataError(
-            f"no notes with text in the {', '.join(empty)} split(s) ({counts or 'no rows at all'}); "
-            "import more release notes"
-        )
+def check_training_split(dataset: Dataset) -> None:
+    """Raise InsufficientDataError unless the training split has rows of both classes."""
     train_labels = dataset.labels(SPLIT_TRAIN)
+    if len(train_labels) == 0:
+        raise InsufficientDataError("no notes with text in the training split; import more release notes")
     if train_labels.min() == train_labels.max():
         raise InsufficientDataError("the training split holds one class only; import notes with and without kind/bug")
+
+
+def check_evaluation_splits(dataset: Dataset) -> None:
+    """Raise InsufficientDataError when the validation or test split is empty."""
+    counts = dataset.counts()
+    empty = [name for name in (SPLIT_VALIDATION, SPLIT_TEST) if counts.get(name, 0) == 0]
+    if empty:
+        raise InsufficientDataError(
+            f"no notes with text in the {' and '.join(empty)} split ({counts}); import more release notes"
+        )
 
 
 def config_as_dict(config: ModelConfig) -> dict:

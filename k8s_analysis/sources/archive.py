@@ -58,6 +58,19 @@ def open_decompressed(path: Path) -> Iterator[IO[bytes]]:
             yield stream
 
 
+@contextlib.contextmanager
+def export_read_errors(path: Path) -> Iterator[None]:
+    """Raise ExportReadError naming ``path`` for a damaged, truncated or non-UTF-8 file."""
+    try:
+        yield
+    except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError, tarfile.TarError) as error:
+        raise ExportReadError(path, f"the file is damaged or truncated ({error})",
+                              "Export it again or copy it anew.") from error
+    except UnicodeDecodeError as error:
+        raise ExportReadError(path, f"the content is not UTF-8 ({error})",
+                              "Exports must be UTF-8 JSON.") from error
+
+
 def read_head(path: Path) -> bytes:
     with open_decompressed(path) as stream:
         return stream.read(HEAD_BYTES)
@@ -79,14 +92,8 @@ class IssueExport:
     path: Path
 
     def iter_items(self) -> Iterator[dict]:
-        try:
+        with export_read_errors(self.path):
             yield from self._iter_items()
-        except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError, tarfile.TarError) as error:
-            raise ExportReadError(self.path, f"the file is damaged or truncated ({error})",
-                                  "Export it again or copy it anew.") from error
-        except UnicodeDecodeError as error:
-            raise ExportReadError(self.path, f"the content is not UTF-8 ({error})",
-                                  "Exports must be UTF-8 JSON.") from error
 
     def _iter_items(self) -> Iterator[dict]:
         head = read_head(self.path)
@@ -125,7 +132,8 @@ def iter_json_items(stream: IO[bytes], path: Path) -> Iterator[dict]:
         for index, item in enumerate(items):
             yield _require_object(item, path, f"list element {index}")
     elif first == "{":
-        for line_number, line in enumerate(io.TextIOWrapper(buffered, encoding="utf-8"), start=1):
+        # utf-8-sig drops a leading byte-order mark, as json.load does for the list form.
+        for line_number, line in enumerate(io.TextIOWrapper(buffered, encoding="utf-8-sig"), start=1):
             if line.strip():
                 yield _require_object(_loads_line(line, path, line_number), path, f"line {line_number}")
     else:

@@ -169,8 +169,13 @@ class ItemTables:
     labels: pd.DataFrame
 
 
+# NumPy has no null for integers or booleans, so a column with nulls would turn into float64
+# or object and be written to Parquet with the wrong type. pandas' nullable dtypes keep it.
+NULLABLE_DTYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
 def to_frame(rows: list[dict], schema: pa.Schema) -> pd.DataFrame:
-    return pa.Table.from_pylist(rows, schema=schema).to_pandas()
+    return pa.Table.from_pylist(rows, schema=schema).to_pandas(types_mapper=NULLABLE_DTYPES.get)
 
 
 def build_item_tables(items: Iterable[dict]) -> ItemTables:

@@ -1,0 +1,104 @@
+"""The k8s-analysis command as a user runs it: separate processes, a fresh data directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from k8s_analysis_tests.shared_data import shared_path
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "K8S_ANALYSIS_DATA_DIR")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "k8s_analysis.cli", *args],
+        capture_output=True, text=True, env=environment, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """A data directory after `import` and `run` on the shared kubernetes data."""
+    root = tmp_path_factory.mktemp("cli") / "data"
+    archive = shared_path("data", "kubernetes-prs", "kubernetes-prs-api.tar.xz")
+    notes = shared_path("data", "release-notes")
+    imported = cli("--data-dir", str(root), "import", str(archive), str(notes))
+    assert imported.returncode == 0, imported.stderr
+    ran = cli("--data-dir", str(root), "run")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    root.joinpath("run-output.txt").write_text(ran.stdout)
+    return root
+
+
+@pytest.mark.slow
+def test_run_prints_summary(data_dir):
+    summary = data_dir.joinpath("run-output.txt").read_text()
+    assert "744 (0 issues, 744 pull requests)" in summary
+    assert "release notes:" in summary
+    assert "ROC-AUC" in summary
+
+
+@pytest.mark.slow
+def test_run_writes_under_data_dir(data_dir):
+    assert len(pd.read_parquet(data_dir / "tables" / "pull_requests.parquet")) == 744
+    assert (data_dir / "models" / "current" / "manifest.json").is_file()
+    assert (data_dir / "dagster_home" / "dagster.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_run_recorded_in_instance(data_dir):
+    with dg.DagsterInstance.from_config(str(data_dir / "dagster_home")) as instance:
+        runs = instance.get_runs()
+    assert [run.job_name for run in runs] == ["materialize_all"]
+    assert runs[0].status == dg.DagsterRunStatus.SUCCESS
+
+
+@pytest.mark.slow
+def test_predict_self_test_passes(data_dir):
+    result = cli("--data-dir", str(data_dir), "predict", "--test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ok ") == 2
+
+
+@pytest.mark.slow
+def test_predict_exit_status_follows_threshold(data_dir):
+    note = "Fixed a panic in kube-proxy when the node has no addresses."
+    low = cli("predict", note, "--threshold", "0.999999", env={"K8S_ANALYSIS_DATA_DIR": str(data_dir)})
+    high = cli("predict", note, "--threshold", "0.000001", env={"K8S_ANALYSIS_DATA_DIR": str(data_dir)})
+    assert low.returncode == 1
+    assert high.returncode == 0
+    assert float(high.stdout.split()[0]) == float(low.stdout.split()[0])
+
+
+@pytest.mark.slow
+def test_reimport_changes_nothing(data_dir):
+    archive = shared_path("data", "kubernetes-prs", "kubernetes-prs-api.tar.xz")
+    result = cli("import", str(archive), "--data-dir", str(data_dir))
+    assert result.returncode == 0, result.stderr
+    assert "0 new, 0 updated, 744 unchanged" in result.stdout
+
+
+def test_import_missing_path_is_named(tmp_path):
+    missing = tmp_path / "no-such-export.json.gz"
+    result = cli("--data-dir", str(tmp_path / "data"), "import", str(missing))
+    assert result.returncode == 2
+    assert str(missing) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "raw").exists()
+
+
+def test_predict_without_model_says_how(tmp_path):
+    result = cli("--data-dir", str(tmp_path), "predict", "some note")
+    assert result.returncode == 2
+    assert "k8s-analysis run" in result.stderr
+
+
+def test_predict_needs_text_or_test(tmp_path):
+    result = cli("--data-dir", str(tmp_path), "predict")
+    assert result.returncode == 2
+    assert "needs TEXT or --test" in result.stderr
