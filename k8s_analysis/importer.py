@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ImportPlan:
-    """What an import will write, after every path has been read once and checked."""
+    """The exports and release-notes files an import writes, each read once and checked first."""
 
     exports: list[tuple[IssueExport, int]] = field(default_factory=list)
     release_note_files: list[ReleaseNotesFile] = field(default_factory=list)

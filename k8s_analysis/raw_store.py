@@ -86,7 +86,7 @@ def merge_item(existing: dict | None, incoming: dict) -> tuple[dict, str]:
 
 
 def check_item(item: object) -> dict:
-    """Return ``item`` when the store can key it; raise RawStoreError naming the missing field."""
+    """Return ``item`` when the store can key it, else raise RawStoreError naming the missing field."""
     if not isinstance(item, dict):
         raise RawStoreError(f"expected a JSON object per issue, got {type(item).__name__}")
     for key in ("id", "number"):
@@ -133,7 +133,7 @@ class RawIssueStore:
         return sum(len(_decompress(path.read_bytes()).splitlines()) for path in self.shard_paths())
 
     def newest_updated_at(self) -> datetime | None:
-        """The latest ``updated_at`` stored: where a delta export starts."""
+        """Return the latest ``updated_at`` stored, where a delta export starts."""
         times = (_parse_time(item.get("updated_at")) for item in self.iter_items())
         return max((t for t in times if t is not None), default=None)
 

@@ -1,4 +1,4 @@
-"""Where raw data comes from: recorded exports, published release notes, and (later) GitHub."""
+"""Sources of raw data: recorded exports and published release notes; the live GitHub source comes next."""
 
 from k8s_analysis.sources.archive import ArchiveIssueSource, ExportReadError
 from k8s_analysis.sources.base import IssueSource

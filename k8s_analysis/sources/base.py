@@ -20,7 +20,7 @@ class IssueSource(dg.ConfigurableResource):
         raise NotImplementedError
 
     def describe(self) -> str:
-        """One line for logs and metadata saying where the items come from."""
+        """Return one line for logs and metadata that names where the items come from."""
         raise NotImplementedError
 
     def is_configured(self) -> bool:

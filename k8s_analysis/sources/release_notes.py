@@ -91,7 +91,7 @@ class ReleaseNotesFile:
 
 
 def find_release_note_files(folder: Path) -> list[Path]:
-    """Every ``*.json`` under ``folder``, in a stable order."""
+    """List every ``*.json`` file under ``folder``, sorted by path."""
     return sorted(p for p in folder.rglob("*.json") if p.is_file())
 
 

@@ -3,8 +3,8 @@
 The parser accepts every shape the issues API has returned since 2009: null users (deleted
 accounts), no ``closed_by`` (list responses never carry it), unknown extra fields and old
 objects without newer fields. An item is a pull request when ``pull_request`` is present
-and not null; its ``id`` is the issue id from the issues endpoint, never the pull-request
-id, which only ``/pulls`` returns, so ``pr_id`` stays null here and ``number`` is the key to
+and not null. Its ``id`` is the issue id from the issues endpoint, not the pull-request id,
+which only ``/pulls`` returns. So ``pr_id`` stays null here, and ``number`` is the key to
 join with pull-request data.
 """
 
@@ -90,7 +90,7 @@ def label_names(item: dict) -> list[str]:
 
 
 def label_group(label: str) -> str | None:
-    """The part before the first ``/`` (``kind/bug`` -> ``kind``); None without a ``/``."""
+    """Return the part before the first ``/`` (``kind/bug`` -> ``kind``), or None without one."""
     group, slash, _ = label.partition("/")
     return group if slash and group else None
 

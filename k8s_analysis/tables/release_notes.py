@@ -77,7 +77,7 @@ class PublishedFile:
 
 
 def select_published_files(files: Iterable[tuple[str, dict]], include_all_releases: bool) -> list[PublishedFile]:
-    """Order files by release; keep only x.y.0 releases and drafts unless told otherwise.
+    """Sort files by release, keeping only x.y.0 releases and drafts unless ``include_all_releases``.
 
     A minor release lists each change once. Patch releases repeat cherry-picked notes under
     new PR numbers and pre-releases repeat notes that the minor release lists again, so both
@@ -92,7 +92,7 @@ def select_published_files(files: Iterable[tuple[str, dict]], include_all_releas
 
 
 def published_note_rows(files: list[PublishedFile]) -> list[dict]:
-    """One row per PR from the first release that lists it, without do_not_publish entries."""
+    """Build one row per PR from the first release that lists it, skipping do_not_publish entries."""
     rows: dict[int, dict] = {}
     for file in files:
         for key, entry in file.entries.items():
