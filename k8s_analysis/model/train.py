@@ -188,12 +188,17 @@ def check_training_split(dataset: Dataset) -> None:
 
 
 def check_evaluation_splits(dataset: Dataset) -> None:
-    """Raise InsufficientDataError when the validation or test split is empty."""
+    """Raise InsufficientDataError when a split is empty or validation holds one class."""
     counts = dataset.counts()
     empty = [name for name in (SPLIT_VALIDATION, SPLIT_TEST) if counts.get(name, 0) == 0]
     if empty:
         raise InsufficientDataError(
             f"no notes with text in the {' and '.join(empty)} split ({counts}); import more release notes"
+        )
+    validation_labels = dataset.labels(SPLIT_VALIDATION)
+    if validation_labels.min() == validation_labels.max():
+        raise InsufficientDataError(
+            "the validation split holds one class only, so no threshold can be chosen; import more release notes"
         )
 
 

@@ -16,7 +16,7 @@ import lzma
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -184,4 +184,6 @@ class ArchiveIssueSource(IssueSource):
 
 def _updated_after(item: dict, since: datetime) -> bool:
     updated = item.get("updated_at")
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # GitHub's times are UTC
     return updated is None or datetime.fromisoformat(updated) >= since

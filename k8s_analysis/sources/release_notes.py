@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -32,7 +32,13 @@ class ReleaseVersion:
     minor: int
     patch: int
     is_final: bool
-    pre_release: str
+    pre_release: str = field(compare=False)
+    # "alpha.10" sorts after "alpha.2": numeric parts compare as numbers.
+    pre_release_key: tuple = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        parts = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in self.pre_release.split("."))
+        object.__setattr__(self, "pre_release_key", parts)
 
     @property
     def is_minor_release(self) -> bool:
