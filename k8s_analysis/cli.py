@@ -52,6 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "$DAGSTER_HOME, or in DATA_DIR/dagster_home when that is unset.",
     )
 
+    export = commands.add_parser(
+        "export", parents=[common],
+        help="export issues and pull requests from the GitHub API into the raw store",
+        description="Run the export job through Dagster: a full export the first time, then deltas. "
+                    "Needs GITHUB_TOKEN. The repository and API URL are remembered in the data directory.",
+    )
+    kind = export.add_mutually_exclusive_group()
+    kind.add_argument("--full", action="store_const", const="full", dest="mode",
+                      help="list every issue and pull request again (also finds deleted and transferred ones)")
+    kind.add_argument("--update", action="store_const", const="delta", dest="mode",
+                      help="fetch only what changed since the newest stored item")
+    export.add_argument("--repo", help="OWNER/NAME (default: the remembered one, else kubernetes/kubernetes)")
+    export.add_argument("--api-url", help="API base URL (default: the remembered one, else https://api.github.com)")
+    export.add_argument("--plan", action="store_true",
+                        help="print the requests, rate-budget share and time of a full export and a delta; export nothing")
+
     predict = commands.add_parser(
         "predict", parents=[common],
         help="print the probability that a release note is kind/bug",
@@ -77,8 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return import_command(args, layout)
         if args.command == "run":
             return run_command(layout)
+        if args.command == "export":
+            return plan_command(args, layout) if args.plan else export_command(args, layout)
         return predict_command(args, layout, parser)
-    except (ValueError, RuntimeError, OSError) as error:
+    except (ValueError, RuntimeError, OSError) as error:  # GitHubError and ExportBusyError included
         print(f"k8s-analysis {args.command}: error: {error}", file=sys.stderr)
         return 2
 
@@ -107,22 +125,59 @@ def prepare_dagster_home(layout: DataLayout) -> Path:
     return home
 
 
-def run_command(layout: DataLayout) -> int:
+def execute_job(layout: DataLayout, job_name: str, run_config: dict):
+    """Run one job of the code location in-process on the instance in DAGSTER_HOME."""
     import dagster as dg
 
     from k8s_analysis.definitions import defs
-    from k8s_analysis.jobs import MAIN_JOB
-    from k8s_analysis.summary import print_summary
 
     # The resources resolve the data directory at run time from this variable.
     os.environ[DATA_DIR_ENV] = str(layout.root)
     home = prepare_dagster_home(layout)
+    config = {**RUN_CONFIG, **run_config}
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(MAIN_JOB).execute_in_process(
-            run_config=RUN_CONFIG, instance=instance, raise_on_error=False
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            run_config=config, instance=instance, raise_on_error=False
         )
+    return result, home
+
+
+def run_command(layout: DataLayout) -> int:
+    from k8s_analysis.jobs import MAIN_JOB
+    from k8s_analysis.summary import print_summary
+
+    result, home = execute_job(layout, MAIN_JOB, {})
     print_summary(layout, result, home)
     return 0 if result.success else 1
+
+
+def export_command(args: argparse.Namespace, layout: DataLayout) -> int:
+    from k8s_analysis.jobs import EXPORT_JOB
+    from k8s_analysis.sources.github import TOKEN_ENV
+    from k8s_analysis.summary import print_export_summary
+
+    if not os.environ.get(TOKEN_ENV):
+        raise ValueError(f"export needs a GitHub token: set {TOKEN_ENV} (a token with read access to the repository)")
+    op_config = {"mode": args.mode or "auto", "repository": args.repo, "api_url": args.api_url}
+    result, home = execute_job(layout, EXPORT_JOB, {"ops": {"raw_issues": {"config": op_config}}})
+    print_export_summary(layout, result, home)
+    return 0 if result.success else 1
+
+
+def plan_command(args: argparse.Namespace, layout: DataLayout) -> int:
+    from datetime import timedelta
+
+    from k8s_analysis.export.plan import plan_export
+    from k8s_analysis.raw_store import RawIssueStore
+    from k8s_analysis.sources.base import ExportRequest
+    from k8s_analysis.sources.github import TOKEN_ENV, GitHubIssueSource
+
+    source = GitHubIssueSource(token=os.environ.get(TOKEN_ENV) or None)
+    repository, api_url = source.resolve(layout, ExportRequest(repository=args.repo, api_url=args.api_url))
+    plan = plan_export(source.client(api_url), repository, RawIssueStore(layout.raw_issues_dir),
+                       timedelta(minutes=source.overlap_minutes), source.rate_limit_reserve)
+    print("\n".join(plan.lines()))
+    return 0
 
 
 def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:

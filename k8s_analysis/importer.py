@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k8s_analysis.export.state import exclusive_writer
 from k8s_analysis.paths import DataLayout
 from k8s_analysis.raw_store import RawIssueStore, RawReleaseNotesStore, RawStoreError, UpsertStats, check_item
 from k8s_analysis.sources.archive import (
@@ -114,6 +115,11 @@ def store_release_note_files(files: Iterable[ReleaseNotesFile], store: RawReleas
 
 def import_paths(paths: Iterable[Path], layout: DataLayout, log: logging.Logger = logger) -> ImportReport:
     plan = plan_import(paths)
+    with exclusive_writer(layout.raw_lock_path, "k8s-analysis import"):
+        return write_plan(plan, layout, log)
+
+
+def write_plan(plan: ImportPlan, layout: DataLayout, log: logging.Logger) -> ImportReport:
     report = ImportReport()
     issue_store = RawIssueStore(layout.raw_issues_dir)
     for export, count in plan.exports:

@@ -23,12 +23,26 @@ class DataLayout:
     root: Path
 
     @property
+    def raw_dir(self) -> Path:
+        return self.root / "raw"
+
+    @property
     def raw_issues_dir(self) -> Path:
-        return self.root / "raw" / "issues"
+        return self.raw_dir / "issues"
 
     @property
     def raw_release_notes_dir(self) -> Path:
-        return self.root / "raw" / "release-notes"
+        return self.raw_dir / "release-notes"
+
+    @property
+    def raw_lock_path(self) -> Path:
+        """Lock file held by whoever writes the raw store (an import or an export)."""
+        return self.root / ".raw-store.lock"
+
+    @property
+    def export_state_path(self) -> Path:
+        """The live export's checkpoint, ETags and remembered repository."""
+        return self.raw_dir / "export-state.json"
 
     @property
     def tables_dir(self) -> Path:

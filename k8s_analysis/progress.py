@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 
 class Progress:
@@ -18,11 +19,13 @@ class Progress:
         log: logging.Logger | logging.LoggerAdapter | object,
         total: int | None = None,
         interval_s: float = 5.0,
+        details: Callable[[], str] | None = None,
     ) -> None:
         self.label = label
         self.log = log
         self.total = total
         self.interval_s = interval_s
+        self.details = details
         self.done = 0
         self._started = time.monotonic()
         self._last_report = self._started
@@ -45,6 +48,8 @@ class Progress:
             remaining = max(self.total - self.done, 0)
             eta = remaining / self.rate if self.rate > 0 else float("inf")
             line += f", {self.done / self.total:.0%} of {self.total:,}, ETA {eta:,.0f} s"
+        if self.details is not None:
+            line += f", {self.details()}"
         return line
 
     def finish(self) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from k8s_analysis.io_manager import TableIOManager
 from k8s_analysis.paths import DataLayout, resolve_data_dir
-from k8s_analysis.sources import ArchiveIssueSource, ReleaseNotesSource
+from k8s_analysis.sources import ArchiveIssueSource, IssueSource, ReleaseNotesSource
+from k8s_analysis.sources.github import TOKEN_ENV, GitHubIssueSource
 
 
 class DataDirResource(dg.ConfigurableResource):
@@ -18,15 +21,26 @@ class DataDirResource(dg.ConfigurableResource):
         return DataLayout(resolve_data_dir(self.root))
 
 
-def default_resources() -> dict[str, object]:
-    """Resources for a run that works on what the raw store holds.
+def issue_source_from_environment() -> IssueSource:
+    """The live GitHub source when GITHUB_TOKEN is set, else recorded exports.
 
-    The sources have no paths by default: ``k8s-analysis import`` fills the raw store, or a
-    run's configuration points the sources at exports and release-notes folders.
+    Only the variable's presence is read here; its value reaches the resource through
+    ``EnvVar`` at run time, so it never sits in the definitions or the run configuration.
+    """
+    if os.environ.get(TOKEN_ENV):
+        return GitHubIssueSource(token=dg.EnvVar(TOKEN_ENV))
+    return ArchiveIssueSource()
+
+
+def default_resources() -> dict[str, object]:
+    """Resources for the code location.
+
+    Without a token the sources have no paths: ``k8s-analysis import`` fills the raw store,
+    or a run's configuration points the sources at exports and release-notes folders.
     """
     return {
         "data_dir": DataDirResource(),
-        "issue_source": ArchiveIssueSource(),
+        "issue_source": issue_source_from_environment(),
         "release_notes_source": ReleaseNotesSource(),
         "table_io_manager": TableIOManager(),
     }

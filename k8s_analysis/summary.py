@@ -57,3 +57,26 @@ def print_summary(layout, result, dagster_home: Path) -> None:
         for event in result.all_events:
             if event.is_step_failure:
                 print(f"  failed step {event.step_key}: {event.event_specific_data.error.message.strip()}")
+
+
+def print_export_summary(layout, result, dagster_home: Path) -> None:
+    metadata = {}
+    for event in result.all_events:
+        if event.is_step_materialization and event.asset_key.path[-1] == "raw_issues":
+            metadata = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+    print()
+    print(f"k8s-analysis export {'succeeded' if result.success else 'FAILED'} (Dagster run {result.run_id})")
+    if metadata.get("repository"):
+        state = "nothing changed (304)" if metadata.get("not_modified") else (
+            f"{metadata.get('items_received', 0):,} items in {metadata.get('pages', 0):,} pages: "
+            f"{metadata.get('inserted', 0):,} new, {metadata.get('updated', 0):,} updated")
+        print(f"  {metadata['mode']} export of {metadata['repository']} from {metadata['api_url']}"
+              f"{' (resumed)' if metadata.get('resumed') else ''}: {state}")
+        print(f"  requests:       {metadata.get('requests', 0):,} in {metadata.get('seconds', 0):,} s")
+    if "stored_items" in metadata:
+        print(f"  raw store:      {metadata['stored_items']:,} items in {layout.raw_issues_dir}")
+    print(f"  Dagster runs:   DAGSTER_HOME={dagster_home}")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"  failed step {event.step_key}: {event.event_specific_data.error.message.strip()}")

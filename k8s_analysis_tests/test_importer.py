@@ -68,9 +68,9 @@ def real_import(tmp_path_factory):
     layout = DataLayout(tmp_path_factory.mktemp("data"))
 
     first = import_paths([archive, notes_folder], layout)
-    before = snapshot_files(layout.root)
+    before = snapshot_files(layout.raw_dir)
     second = import_paths([archive, notes_folder], layout)
-    after = snapshot_files(layout.root)
+    after = snapshot_files(layout.raw_dir)
     return {
         "layout": layout,
         "first": first,

@@ -6,29 +6,39 @@ from k8s_analysis.importer import store_release_note_files
 from k8s_analysis.raw_store import RawIssueStore, RawReleaseNotesStore
 from k8s_analysis.resources import DataDirResource
 from k8s_analysis.sources import IssueSource, ReleaseNotesSource
+from k8s_analysis.sources.base import ExportRequest
+
+
+class RawIssuesConfig(dg.Config):
+    mode: str = "auto"
+    """For the live source: `full`, `delta`, or `auto` (a delta once a full export has finished)."""
+    repository: str | None = None
+    """For the live source: OWNER/NAME; unset means the one this data directory remembers."""
+    api_url: str | None = None
+    """For the live source: the API base URL; unset means the remembered one, else api.github.com."""
 
 
 @dg.asset(group_name="raw", kinds={"json"})
 def raw_issues(
-    context: dg.AssetExecutionContext, issue_source: IssueSource, data_dir: DataDirResource
+    context: dg.AssetExecutionContext,
+    config: RawIssuesConfig,
+    issue_source: IssueSource,
+    data_dir: DataDirResource,
 ) -> dg.MaterializeResult:
     """Every issue and pull request object GitHub returned, compressed, upserted by id.
 
     With no source configured the asset reports what the raw store already holds, so a run
     after ``k8s-analysis import`` works offline.
     """
-    store = RawIssueStore(data_dir.layout().raw_issues_dir)
+    layout = data_dir.layout()
+    store = RawIssueStore(layout.raw_issues_dir)
     metadata: dict[str, object] = {"source": issue_source.describe()}
     if issue_source.is_configured():
-        stats = store.upsert(issue_source.iter_items(log=context.log), log=context.log)
-        context.log.info("upserted %s items: %s new, %s updated, %s unchanged",
-                         stats.received, stats.inserted, stats.updated, stats.unchanged)
-        metadata.update(inserted=stats.inserted, updated=stats.updated, unchanged=stats.unchanged,
-                        shards_written=stats.shards_written)
+        request = ExportRequest(config.mode, config.repository, config.api_url)
+        metadata.update(issue_source.update_store(layout, request, context.log))
     else:
         context.log.info("no issue source configured; using the raw store as it is")
-    stored = store.count()
-    metadata.update({"stored_items": stored, "path": dg.MetadataValue.path(str(store.directory))})
+    metadata.update({"stored_items": store.count(), "path": dg.MetadataValue.path(str(store.directory))})
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -1,0 +1,355 @@
+"""Full and delta exports of a repository's issues and pull requests into the raw store.
+
+A full export lists ``/repos/{owner}/{repo}/issues?state=all&per_page=100`` and follows the
+``Link: rel="next"`` cursors to the end: about one request per 100 items. A delta asks only
+for items updated since the newest stored ``updated_at`` (minus an overlap, for clock skew
+and items updated in the same second), oldest first.
+
+Each page is appended to a journal and fsynced, then the checkpoint moves past it. So a kill
+at any point loses nothing, and the resumed export fetches at most the one page whose
+checkpoint was not written yet. The journal is merged into the shards every
+``flush_items`` items and at the end; merging is an idempotent upsert, so a kill during a
+merge only repeats it. A background thread fetches the next page while the current one is
+stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+from k8s_analysis.export.client import GitHubClient, Page
+from k8s_analysis.export.state import Checkpoint, ExportState, exclusive_writer
+from k8s_analysis.paths import DataLayout
+from k8s_analysis.progress import Progress
+from k8s_analysis.raw_store import RawIssueStore, UpsertStats
+
+logger = logging.getLogger(__name__)
+
+FULL = "full"
+DELTA = "delta"
+AUTO = "auto"
+MODES = (AUTO, FULL, DELTA)
+JOURNAL_FILE = "export-journal.jsonl"
+SEEN_IDS_FILE = "export-seen-ids.txt"
+# Namespaced key added to a stored object that GitHub no longer lists; all other keys are GitHub's.
+MARK_KEY = "_k8s_analysis"
+
+
+@dataclass
+class ExportResult:
+    mode: str
+    resumed: bool = False
+    not_modified: bool = False
+    pages: int = 0
+    items: int = 0
+    other_repository: int = 0
+    stored: UpsertStats = field(default_factory=UpsertStats)
+    removed: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    seconds: float = 0.0
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def belongs_to(item: dict, repository: str) -> bool:
+    """False for items GitHub lists under another repository (moved by a transfer)."""
+    url = item.get("repository_url")
+    return url is None or url.lower().endswith(f"/repos/{repository.lower()}")
+
+
+class Journal:
+    """Items fetched but not yet merged into the shards: one JSON list per line, fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pending = sum(1 for _ in self.replay()) if path.exists() else 0
+
+    def append(self, items: list[dict]) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(items, ensure_ascii=False, separators=(",", ":")) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.pending += len(items)
+
+    def replay(self) -> Iterator[dict]:
+        """Yield journalled items; a torn last line (a kill during the write) is skipped."""
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    page = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                yield from page
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.pending = 0
+
+
+class SeenIds:
+    """Ids listed by the running full export, kept on disk so a resumed export still knows them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def add(self, ids: Iterable[int]) -> None:
+        with open(self.path, "a") as handle:
+            handle.write("".join(f"{i}\n" for i in ids))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def load(self) -> set[int]:
+        if not self.path.exists():
+            return set()
+        return {int(line) for line in self.path.read_text().split() if line.isdigit()}
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def fetch_pages(client: GitHubClient, url: str, etag: str | None) -> Iterator[Page]:
+    """Yield pages in order while a thread already fetches the next one."""
+    pages: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    finished = object()
+
+    def put(value: object) -> None:
+        while not stop.is_set():
+            try:
+                pages.put(value, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def worker() -> None:
+        next_url, next_etag = url, etag
+        try:
+            while next_url and not stop.is_set():
+                page = client.get_page(next_url, next_etag)
+                next_etag = None
+                put(page)
+                next_url = None if page.not_modified else page.next_url
+            put(finished)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            put(error)
+
+    thread = threading.Thread(target=worker, name="github-page-fetcher", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value = pages.get()
+            if value is finished:
+                return
+            if isinstance(value, BaseException):
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+class Exporter:
+    """Runs one export of ``repository`` into the raw store under ``layout``."""
+
+    def __init__(
+        self,
+        client: GitHubClient,
+        layout: DataLayout,
+        repository: str,
+        log: logging.Logger | object = logger,
+        overlap: timedelta = timedelta(minutes=5),
+        flush_items: int = 20_000,
+        max_reconcile_requests: int = 1_000,
+    ) -> None:
+        self.client = client
+        self.layout = layout
+        self.repository = repository
+        self.log = log
+        self.overlap = overlap
+        self.flush_items = flush_items
+        self.max_reconcile_requests = max_reconcile_requests
+        self.store = RawIssueStore(layout.raw_issues_dir)
+        self.journal = Journal(layout.raw_dir / JOURNAL_FILE)
+        self.seen = SeenIds(layout.raw_dir / SEEN_IDS_FILE)
+
+    def run(self, mode: str = AUTO) -> ExportResult:
+        if mode not in MODES:
+            raise ValueError(f"unknown export mode {mode!r}; use one of {', '.join(MODES)}")
+        self.layout.raw_dir.mkdir(parents=True, exist_ok=True)
+        with exclusive_writer(self.layout.raw_lock_path, f"export of {self.repository}"):
+            return self._run_locked(mode)
+
+    def _run_locked(self, mode: str) -> ExportResult:
+        started = time.monotonic()
+        requests_before = self.client.requests_made
+        state = ExportState.load(self.layout.export_state_path)
+        self._check_same_source(state)
+        state.repository, state.api_url = self.repository, self.client.api_url
+        result = ExportResult(mode=mode)
+        result.stored.add(self._flush())
+
+        checkpoint = state.checkpoint
+        if checkpoint is not None:
+            result.resumed = True
+            self.log.info("resuming the %s export of %s after page %s (%s items so far)",
+                          checkpoint.mode, self.repository, checkpoint.pages, f"{checkpoint.items:,}")
+        else:
+            checkpoint = self._start(state, self._resolve_mode(mode, state))
+        result.mode = checkpoint.mode
+
+        self._fetch(state, checkpoint, result)
+        result.stored.add(self._flush())
+        if not result.not_modified:
+            self._finish(state, checkpoint, result)
+        result.requests = self.client.requests_made - requests_before
+        result.seconds = time.monotonic() - started
+        self.log.info(
+            "%s export of %s done: %s pages, %s items (%s new, %s updated), %s requests, %.1f s",
+            result.mode, self.repository, result.pages, f"{result.items:,}", result.stored.inserted,
+            result.stored.updated, result.requests, result.seconds,
+        )
+        return result
+
+    def _check_same_source(self, state: ExportState) -> None:
+        if state.checkpoint is None or state.repository is None:
+            return
+        if state.repository.lower() != self.repository.lower() or state.api_url != self.client.api_url:
+            raise ValueError(
+                f"an unfinished export of {state.repository} from {state.api_url} is in {self.layout.raw_dir}; "
+                f"finish it first (export without --repo), or use another --data-dir for {self.repository}"
+            )
+
+    def _resolve_mode(self, mode: str, state: ExportState) -> str:
+        if mode == AUTO:
+            mode = DELTA if state.last_full_export_at else FULL
+        if mode == DELTA and self.store.newest_updated_at() is None:
+            self.log.info("the raw store is empty, so the delta becomes a full export")
+            mode = FULL
+        return mode
+
+    def _start(self, state: ExportState, mode: str) -> Checkpoint:
+        owner_repo = f"/repos/{self.repository}/issues"
+        if mode == FULL:
+            url = f"{owner_repo}?{urlencode({'state': 'all', 'per_page': 100})}"
+            self.seen.clear()
+        else:
+            since = self.store.newest_updated_at() - self.overlap
+            query = {"state": "all", "per_page": 100, "sort": "updated", "direction": "asc",
+                     "since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            url = f"{owner_repo}?{urlencode(query)}"
+        checkpoint = Checkpoint(mode=mode, next_url=url, started_at=utc_now(), first_url=url)
+        self.log.info("starting a %s export of %s: GET %s", mode, self.repository, url)
+        return checkpoint
+
+    def _fetch(self, state: ExportState, checkpoint: Checkpoint, result: ExportResult) -> None:
+        first_etag = state.etags.get(checkpoint.next_url) if checkpoint.pages == 0 else None
+        progress = Progress(f"{checkpoint.mode} export of {self.repository}", self.log,
+                            total=checkpoint.newest_number, details=lambda: self._details(checkpoint))
+        progress.done = checkpoint.items
+        for page in fetch_pages(self.client, checkpoint.next_url, first_etag):
+            if page.not_modified:
+                result.not_modified = True
+                self.log.info("nothing changed since the last delta (304, not counted by GitHub)")
+                break
+            self._store_page(page, checkpoint, result)
+            if checkpoint.pages == 0:
+                checkpoint.first_etag = page.etag
+                if checkpoint.mode == FULL and page.items:
+                    checkpoint.newest_number = max(item["number"] for item in page.items)
+                    progress.total = checkpoint.newest_number
+            checkpoint.pages += 1
+            checkpoint.items += len(page.items)
+            checkpoint.next_url = page.next_url or ""
+            result.pages += 1
+            state.checkpoint = checkpoint if page.next_url else None
+            if page.next_url:
+                state.save(self.layout.export_state_path)
+            progress.advance(len(page.items))
+        progress.finish()
+
+    def _store_page(self, page: Page, checkpoint: Checkpoint, result: ExportResult) -> None:
+        ours = [item for item in page.items if belongs_to(item, self.repository)]
+        skipped = len(page.items) - len(ours)
+        if skipped:
+            result.other_repository += skipped
+            self.log.info("skipped %s items that GitHub lists under another repository", skipped)
+        self.journal.append(ours)
+        if checkpoint.mode == FULL:
+            self.seen.add(item["id"] for item in ours)
+        result.items += len(ours)
+        if self.journal.pending >= self.flush_items:
+            result.stored.add(self._flush())
+
+    def _flush(self) -> UpsertStats:
+        if self.journal.pending == 0:
+            self.journal.clear()
+            return UpsertStats()
+        stats = self.store.upsert(self.journal.replay(), log=self.log)
+        self.journal.clear()
+        return stats
+
+    def _finish(self, state: ExportState, checkpoint: Checkpoint, result: ExportResult) -> None:
+        if checkpoint.mode == FULL:
+            result.removed = self._reconcile()
+            state.last_full_export_at = checkpoint.started_at
+            self.seen.clear()
+        else:
+            state.last_delta_at = checkpoint.started_at
+            if checkpoint.first_etag:
+                state.etags = {checkpoint.first_url: checkpoint.first_etag}
+        state.checkpoint = None
+        state.save(self.layout.export_state_path)
+
+    def _reconcile(self) -> dict[str, int]:
+        """Ask GitHub about stored items that the full listing no longer shows.
+
+        A 404 or 410 marks the stored object deleted, an answer from another repository
+        marks it transferred, and a normal answer refreshes it. Each costs one request,
+        up to ``max_reconcile_requests``.
+        """
+        seen = self.seen.load()
+        missing = [item for item in self.store.iter_items()
+                   if item["id"] not in seen and belongs_to(item, self.repository) and MARK_KEY not in item]
+        counts = {"deleted": 0, "transferred": 0, "still_listed": 0, "unchecked": 0}
+        if not missing:
+            return counts
+        self.log.info("%s stored items are missing from the full listing; checking them one by one", len(missing))
+        updates = []
+        for index, item in enumerate(missing):
+            if index >= self.max_reconcile_requests:
+                counts["unchecked"] = len(missing) - index
+                self.log.warning("left %s missing items unchecked (limit %s requests)",
+                                 counts["unchecked"], self.max_reconcile_requests)
+                break
+            status, data = self.client.get_item(f"/repos/{self.repository}/issues/{item['number']}")
+            if status in (404, 410):
+                updates.append({**item, MARK_KEY: {"removed": "deleted", "status": status, "detected_at": utc_now()}})
+                counts["deleted"] += 1
+            elif isinstance(data, dict) and not belongs_to(data, self.repository):
+                updates.append({**item, MARK_KEY: {"removed": "transferred", "moved_to": data.get("repository_url"),
+                                                   "detected_at": utc_now()}})
+                counts["transferred"] += 1
+            elif isinstance(data, dict):
+                updates.append(data)
+                counts["still_listed"] += 1
+        self.store.upsert(updates, log=self.log)
+        return counts
+
+    def _details(self, checkpoint: Checkpoint) -> str:
+        budget = self.client.budget
+        left = "unknown" if budget.remaining is None else f"{budget.remaining:,}"
+        return f"page {checkpoint.pages}, {left} requests left in the rate budget"
