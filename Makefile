@@ -4,7 +4,8 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 SHARED_DATA ?= ../shared/data
-DATA_DIR ?= data
+# The data directory: $K8S_ANALYSIS_DATA_DIR when set, as for the k8s-analysis command.
+DATA_DIR ?= $(or $(K8S_ANALYSIS_DATA_DIR),data)
 # The export and release notes that `make run` imports before running the pipeline.
 IMPORT_PATHS ?= $(SHARED_DATA)/kubernetes-prs/kubernetes-prs-api.tar.xz $(SHARED_DATA)/release-notes
 

@@ -87,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Database migrations log every step at INFO on a new Dagster instance.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # TensorFlow's C++ start-up banners (oneDNN, CPU features) say nothing a user acts on.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     layout = DataLayout(resolve_data_dir(getattr(args, "data_dir", None)))
     try:
         if args.command == "import":
@@ -181,11 +185,24 @@ def plan_command(args: argparse.Namespace, layout: DataLayout) -> int:
 
 
 def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:
-    from k8s_analysis.model.bundle import Predictor
+    from k8s_analysis.model.bundle import ModelLoadError, Predictor
+    from k8s_analysis.model.text import clean_text
 
-    if not args.test and not args.text:
-        parser.error("predict needs TEXT or --test")
-    predictor = Predictor(args.model_dir or layout.current_model_dir)
+    if args.test == bool(args.text):
+        parser.error("predict needs TEXT or --test, not both")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        parser.error(f"invalid --threshold {args.threshold}: a probability threshold lies between 0 and 1")
+    if args.text and not clean_text(args.text):
+        parser.error("TEXT has no words once comments and markup are removed; give the release note's text")
+    try:
+        predictor = Predictor(args.model_dir or layout.current_model_dir)
+    except ModelLoadError as error:
+        if args.model_dir:
+            raise
+        raise ModelLoadError(
+            f"{error}. To train one: k8s-analysis --data-dir {layout.root} import EXPORT RELEASE_NOTES, "
+            f"then k8s-analysis --data-dir {layout.root} run"
+        ) from None
     threshold = predictor.threshold if args.threshold is None else args.threshold
     if args.test:
         return self_test(predictor, threshold)

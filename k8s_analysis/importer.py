@@ -92,7 +92,15 @@ def plan_path(path: Path, plan: ImportPlan) -> None:
         export = IssueExport(path)
         plan.exports.append((export, count_storable_items(export)))
         return
-    plan.release_note_files.append(ReleaseNotesFile.read(path))
+    try:
+        plan.release_note_files.append(ReleaseNotesFile.read(path))
+    except ExportReadError as error:
+        raise ExportReadError(
+            path,
+            "it is neither an issues export (a JSON list or JSON Lines of issue objects, or a tar "
+            f"holding api.json) nor a release-notes file ({error.problem})",
+            "Give an export of the GitHub issues API or a published release-notes JSON file.",
+        ) from error
 
 
 def plan_import(paths: Iterable[Path]) -> ImportPlan:

@@ -24,7 +24,8 @@ def model_line(layout, result) -> str:
         status = materializations[-1].metadata.get("status")
         if status is not None and status.value != "trained":
             reason = materializations[-1].metadata.get("reason")
-            return f"{status.value} ({reason.value if reason else 'no reason recorded'}); current model kept"
+            kept = "current model kept" if layout.current_model_dir.exists() else "no model yet"
+            return f"{status.value} ({reason.value if reason else 'no reason recorded'}); {kept}"
     metrics_path = layout.current_model_dir / METRICS_FILE
     if not metrics_path.exists():
         return "none trained yet"
@@ -45,14 +46,18 @@ def print_summary(layout, result, dagster_home: Path) -> None:
     print()
     print(f"k8s-analysis run {'succeeded' if result.success else 'FAILED'} (Dagster run {result.run_id})")
     print(f"  items:          {n_issues + n_prs:,} ({n_issues:,} issues, {n_prs:,} pull requests)")
-    if notes is not None:
+    if n_issues + n_prs == 0:
+        print("                  the raw store is empty: load an export with `k8s-analysis import PATH` "
+              "(or set GITHUB_TOKEN and run `k8s-analysis export`)")
+    if notes is not None and len(notes):
         sources = notes["source"].value_counts()
         print(f"  release notes:  {len(notes):,} ({sources.get('release-notes', 0):,} published, "
               f"{sources.get('github', 0):,} from pull requests), bug share {notes['is_bug'].mean():.1%}")
     print(f"  model:          {model_line(layout, result)}")
     print(f"  tables:         {layout.tables_dir}")
     print(f"  models:         {layout.models_dir}")
-    print(f"  Dagster runs:   DAGSTER_HOME={dagster_home} (browse with `dagster dev -w workspace.yaml`)")
+    print(f"  Dagster runs:   in {dagster_home}; to browse them, from the repository root: "
+          f"DAGSTER_HOME={dagster_home} K8S_ANALYSIS_DATA_DIR={layout.root} dagster dev -w workspace.yaml")
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:

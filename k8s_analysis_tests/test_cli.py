@@ -95,7 +95,45 @@ def test_import_missing_path_is_named(tmp_path):
 def test_predict_without_model_says_how(tmp_path):
     result = cli("--data-dir", str(tmp_path), "predict", "some note")
     assert result.returncode == 2
-    assert "k8s-analysis run" in result.stderr
+    assert f"k8s-analysis --data-dir {tmp_path} import" in result.stderr
+    assert f"k8s-analysis --data-dir {tmp_path} run" in result.stderr
+
+
+def test_predict_missing_model_dir(tmp_path):
+    missing = tmp_path / "no-model"
+    result = cli("predict", "some note", "--model-dir", str(missing))
+    assert result.returncode == 2
+    assert f"no model at {missing}: the folder does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["   "], "has no words"),
+        (["<!-- only a comment -->"], "has no words"),
+        (["a note", "--threshold", "1.5"], "invalid --threshold 1.5"),
+        (["a note", "--test"], "not both"),
+    ],
+)
+def test_predict_rejects_bad_arguments(tmp_path, arguments, message):
+    result = cli("--data-dir", str(tmp_path), "predict", *arguments)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_import_non_export_explains(tmp_path):
+    result = cli("--data-dir", str(tmp_path / "data"), "import", str(Path(__file__)))
+    assert result.returncode == 2
+    assert "neither an issues export" in result.stderr
+    assert "nor a release-notes file" in result.stderr
+
+
+def test_run_on_empty_store_says_import(tmp_path):
+    result = cli("--data-dir", str(tmp_path), "run")
+    assert result.returncode == 0, result.stderr
+    assert "the raw store is empty" in result.stdout
+    assert "skipped: insufficient_data" in result.stdout
+    assert "no model yet" in result.stdout
 
 
 def test_predict_needs_text_or_test(tmp_path):

@@ -8,12 +8,19 @@ import pandas as pd
 
 from k8s_analysis.model.bundle import new_version_name, promote, save_bundle
 from k8s_analysis.model.dataset import SplitConfig, build_dataset
-from k8s_analysis.model.train import InsufficientDataError, ModelConfig, config_as_dict, train_classifier
+from k8s_analysis.model.train import (
+    InsufficientDataError,
+    InsufficientTextError,
+    ModelConfig,
+    config_as_dict,
+    train_classifier,
+)
 from k8s_analysis.resources import DataDirResource
 
 CHECK_TRAINED = "trained_on_enough_text"
 CHECK_BEATS_CHANCE = "beats_chance_on_test"
-SKIPPED_STATUS = "skipped: insufficient_text"
+SKIPPED_NO_TEXT = "skipped: insufficient_text"
+SKIPPED_NO_DATA = "skipped: insufficient_data"
 
 
 class ClassifierConfig(dg.Config):
@@ -128,9 +135,10 @@ def split_ranges(frame: pd.DataFrame) -> dict[str, list[int]]:
 
 def skipped_result(context: dg.AssetExecutionContext, error: InsufficientDataError) -> dg.MaterializeResult:
     """Report a skipped training: the current model stays, and the check fails with the reason."""
-    context.log.warning("training skipped, the current model stays in place: %s", error)
+    context.log.warning("training skipped, the current model (if any) stays in place: %s", error)
+    status = SKIPPED_NO_TEXT if isinstance(error, InsufficientTextError) else SKIPPED_NO_DATA
     return dg.MaterializeResult(
-        metadata={"status": SKIPPED_STATUS, "reason": str(error)},
+        metadata={"status": status, "reason": str(error)},
         check_results=[
             dg.AssetCheckResult(check_name=CHECK_TRAINED, passed=False, metadata={"reason": str(error)}),
             dg.AssetCheckResult(check_name=CHECK_BEATS_CHANCE, passed=False,

@@ -154,20 +154,29 @@ class GitHubClient:
         responses that retrying cannot fix.
         """
         headers = {"If-None-Match": etag} if etag else {}
+        status = None
         for attempt in range(1, self.policy.max_attempts + 1):
             try:
                 status, response_headers, body = self._send(url, headers)
             except CONNECTION_ERRORS as error:
-                self._wait(self.policy.backoff(attempt), f"connection error on {url} ({type(error).__name__})", attempt)
-                continue
-            self.budget.update(response_headers)
-            if status == 304:
-                return status, response_headers, None
-            if status == 200:
-                self._keep_reserve()
-                return status, response_headers, self._parse(url, response_headers, body)
-            self._handle_failure(url, status, response_headers, body, attempt)
-        raise GitHubError(f"GET {url} failed {self.policy.max_attempts} times; the export stopped and can be resumed")
+                status = None
+                wait, reason = self.policy.backoff(attempt), f"connection error on {url} ({type(error).__name__})"
+            else:
+                self.budget.update(response_headers)
+                if status == 304:
+                    return status, response_headers, None
+                if status == 200:
+                    self._keep_reserve()
+                    return status, response_headers, self._parse(url, response_headers, body)
+                wait, reason = self._retry_wait(url, status, response_headers, body, attempt)
+            # No wait after the last attempt: nothing follows it.
+            if attempt < self.policy.max_attempts:
+                self._wait(wait, reason, attempt)
+        raise GitHubError(
+            f"GET {url} failed {self.policy.max_attempts} times (last: {reason}); "
+            "the export stopped and can be resumed",
+            status,
+        )
 
     def get_page(self, url: str, etag: str | None = None) -> Page:
         status, headers, data = self.get_json(url, etag)
@@ -198,17 +207,15 @@ class GitHubClient:
         except ValueError as error:
             raise GitHubError(f"GET {url} answered invalid JSON ({error})") from error
 
-    def _handle_failure(self, url: str, status: int, headers: dict, body: str, attempt: int) -> None:
-        """Wait before the next attempt, or raise when retrying cannot help."""
+    def _retry_wait(self, url: str, status: int, headers: dict, body: str, attempt: int) -> tuple[float, str]:
+        """Return the wait in seconds before the next attempt and its reason, or raise when retrying cannot help."""
         message = error_message(body)
         if status in (403, 429):
             wait = self._rate_limit_wait(status, headers, message, attempt)
             if wait is not None:
-                self._wait(wait, f"{status} {message.split('.')[0]} on {url}", attempt)
-                return
+                return wait, f"{status} {message.split('.')[0]} on {url}"
         if status >= 500:
-            self._wait(self.policy.backoff(attempt), f"{status} from GitHub on {url}", attempt)
-            return
+            return self.policy.backoff(attempt), f"{status} from GitHub on {url}"
         raise self._final_error(url, status, message)
 
     def _rate_limit_wait(self, status: int, headers: dict, message: str, attempt: int) -> float | None:
@@ -217,9 +224,12 @@ class GitHubClient:
         if retry_after is not None and str(retry_after).isdigit():
             return float(retry_after)
         text = message.lower()
+        # An exhausted budget waits for its reset, whether GitHub answers 403 or 429.
+        if headers.get("x-ratelimit-remaining") == "0":
+            return self._seconds_until_reset(headers) + random.uniform(1, 5)
         if SECONDARY_LIMIT_TEXT in text or status == 429:
             return self.policy.secondary_wait_s * 2 ** (attempt - 1)
-        if PRIMARY_LIMIT_TEXT in text or headers.get("x-ratelimit-remaining") == "0":
+        if PRIMARY_LIMIT_TEXT in text:
             return self._seconds_until_reset(headers) + random.uniform(1, 5)
         return None
 

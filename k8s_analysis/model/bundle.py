@@ -170,11 +170,11 @@ class Predictor:
 
 
 def read_manifest(model_dir: Path) -> dict:
+    if not model_dir.exists():
+        raise ModelLoadError(f"no model at {model_dir}: the folder does not exist")
     path = model_dir / MANIFEST_FILE
     if not path.is_file():
-        raise ModelLoadError(
-            f"no model at {model_dir}: {MANIFEST_FILE} is missing; train one with `k8s-analysis run`"
-        )
+        raise ModelLoadError(f"no model at {model_dir}: {MANIFEST_FILE} is missing")
     return json.loads(path.read_text())
 
 

@@ -38,6 +38,7 @@ class ExportReadError(ValueError):
     def __init__(self, path: Path, problem: str, fix: str) -> None:
         super().__init__(f"cannot read {path}: {problem}. {fix}")
         self.path = path
+        self.problem = problem
 
 
 @contextlib.contextmanager

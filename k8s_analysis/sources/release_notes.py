@@ -16,7 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from k8s_analysis.sources.archive import ExportReadError
+from k8s_analysis.sources.archive import ExportReadError, export_read_errors, open_decompressed
 
 # release-notes-1.14.0.json, release-notes-1.22.0-alpha.1.json, release-notes-draft-1.32.json
 VERSION_IN_NAME = re.compile(
@@ -82,7 +82,8 @@ class ReleaseNotesFile:
 
     @classmethod
     def read(cls, path: Path) -> ReleaseNotesFile:
-        content = path.read_bytes()
+        with export_read_errors(path), open_decompressed(path) as stream:
+            content = stream.read()
         try:
             document = json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
