@@ -37,6 +37,18 @@ def model_line(layout, result) -> str:
             f"(threshold {metrics['threshold']:.3f})")
 
 
+def step_failures(result) -> list[str]:
+    """One line per failed step, with the error our code raised rather than Dagster's wrapper."""
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.event_specific_data.error
+            while error.cause is not None:
+                error = error.cause
+            lines.append(f"  failed step {event.step_key}: {error.message.strip()}")
+    return lines
+
+
 def print_summary(layout, result, dagster_home: Path) -> None:
     issues = read_rows(layout.table_path("issues"), ["id"])
     pull_requests = read_rows(layout.table_path("pull_requests"), ["id"])
@@ -58,10 +70,8 @@ def print_summary(layout, result, dagster_home: Path) -> None:
     print(f"  models:         {layout.models_dir}")
     print(f"  Dagster runs:   in {dagster_home}; to browse them, from the repository root: "
           f"DAGSTER_HOME={dagster_home} K8S_ANALYSIS_DATA_DIR={layout.root} dagster dev -w workspace.yaml")
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(f"  failed step {event.step_key}: {event.event_specific_data.error.message.strip()}")
+    for line in step_failures(result):
+        print(line)
 
 
 def print_export_summary(layout, result, dagster_home: Path) -> None:
@@ -81,7 +91,5 @@ def print_export_summary(layout, result, dagster_home: Path) -> None:
     if "stored_items" in metadata:
         print(f"  raw store:      {metadata['stored_items']:,} items in {layout.raw_issues_dir}")
     print(f"  Dagster runs:   DAGSTER_HOME={dagster_home}")
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(f"  failed step {event.step_key}: {event.event_specific_data.error.message.strip()}")
+    for line in step_failures(result):
+        print(line)

@@ -139,6 +139,8 @@ class GitHubClient:
         """Probe ``GET /rate_limit``: the base URL must answer JSON, not a redirect or HTML."""
         status, headers, body = self._send("/rate_limit", {})
         content_type = headers.get("content-type", "")
+        if status in (401, 403) and "json" in content_type:
+            raise self._final_error("/rate_limit", status, error_message(body))
         if status != 200 or "json" not in content_type:
             raise GitHubError(
                 f"{self.api_url} is not a GitHub API: GET /rate_limit answered {status} ({content_type or 'no type'}); "
@@ -154,7 +156,7 @@ class GitHubClient:
         responses that retrying cannot fix.
         """
         headers = {"If-None-Match": etag} if etag else {}
-        status = None
+        status, reason = None, "max_attempts is 0"
         for attempt in range(1, self.policy.max_attempts + 1):
             try:
                 status, response_headers, body = self._send(url, headers)
@@ -169,12 +171,12 @@ class GitHubClient:
                     self._keep_reserve()
                     return status, response_headers, self._parse(url, response_headers, body)
                 wait, reason = self._retry_wait(url, status, response_headers, body, attempt)
-            # No wait after the last attempt: nothing follows it.
+            # Skip the wait after the last attempt, because no request follows it.
             if attempt < self.policy.max_attempts:
                 self._wait(wait, reason, attempt)
         raise GitHubError(
-            f"GET {url} failed {self.policy.max_attempts} times (last: {reason}); "
-            "the export stopped and can be resumed",
+            f"GET {url} failed {self.policy.max_attempts} times (last: {reason}), "
+            "so the export stopped and can be resumed",
             status,
         )
 
@@ -224,7 +226,7 @@ class GitHubClient:
         if retry_after is not None and str(retry_after).isdigit():
             return float(retry_after)
         text = message.lower()
-        # An exhausted budget waits for its reset, whether GitHub answers 403 or 429.
+        # An exhausted budget waits for its reset, whether GitHub responds with 403 or 429.
         if headers.get("x-ratelimit-remaining") == "0":
             return self._seconds_until_reset(headers) + random.uniform(1, 5)
         if SECONDARY_LIMIT_TEXT in text or status == 429:

@@ -5,12 +5,11 @@ A full export lists ``/repos/{owner}/{repo}/issues?state=all&per_page=100`` and 
 for items updated since the newest stored ``updated_at`` (minus an overlap, for clock skew
 and items updated in the same second), oldest first.
 
-Each page is appended to a journal and fsynced, then the checkpoint moves past it. So a kill
-at any point loses nothing, and the resumed export fetches at most the one page whose
-checkpoint was not written yet. The journal is merged into the shards every
-``flush_items`` items and at the end; merging is an idempotent upsert, so a kill during a
-merge only repeats it. A background thread fetches the next page while the current one is
-stored.
+Each page is appended to a journal segment and fsynced, then the checkpoint moves past it.
+So a kill at any point loses nothing, and the resumed export fetches again at most the one
+page whose checkpoint was not written yet. Every ``flush_items`` items the segment is sealed
+and a background thread merges it into the shards while the next pages download. Merging
+is an idempotent upsert, so a kill during a merge only repeats it on resume.
 """
 
 from __future__ import annotations
@@ -18,10 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +37,7 @@ FULL = "full"
 DELTA = "delta"
 AUTO = "auto"
 MODES = (AUTO, FULL, DELTA)
-JOURNAL_FILE = "export-journal.jsonl"
+JOURNAL_DIR = "export-journal"
 SEEN_IDS_FILE = "export-seen-ids.txt"
 # Namespaced key added to a stored object that GitHub no longer lists; all other keys are GitHub's.
 MARK_KEY = "_k8s_analysis"
@@ -70,34 +68,43 @@ def belongs_to(item: dict, repository: str) -> bool:
 
 
 class Journal:
-    """Items fetched but not yet merged into the shards: one JSON list per line, fsynced."""
+    """Fetched pages not yet merged into the shards: numbered segments of JSON lists, fsynced."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.pending = sum(1 for _ in self.replay()) if path.exists() else 0
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.current: Path | None = None
+        self.current_items = 0
+
+    def segments(self) -> list[Path]:
+        return sorted(self.directory.glob("segment-*.jsonl")) if self.directory.is_dir() else []
 
     def append(self, items: list[dict]) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
+        if self.current is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            existing = self.segments()
+            number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
+            self.current = self.directory / f"segment-{number:06d}.jsonl"
+        with open(self.current, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(items, ensure_ascii=False, separators=(",", ":")) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        self.pending += len(items)
+        self.current_items += len(items)
 
-    def replay(self) -> Iterator[dict]:
-        """Yield journalled items; a torn last line (a kill during the write) is skipped."""
-        if not self.path.exists():
-            return
-        with open(self.path, encoding="utf-8") as handle:
+    def seal(self) -> Path | None:
+        """Close the current segment and return it for merging."""
+        sealed, self.current, self.current_items = self.current, None, 0
+        return sealed
+
+    @staticmethod
+    def read(path: Path) -> Iterator[dict]:
+        """Yield a segment's items; a torn last line (a kill during the write) is skipped."""
+        with open(path, encoding="utf-8") as handle:
             for line in handle:
                 try:
                     page = json.loads(line)
                 except json.JSONDecodeError:
                     continue
                 yield from page
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.pending = 0
 
 
 class SeenIds:
@@ -121,47 +128,6 @@ class SeenIds:
         self.path.unlink(missing_ok=True)
 
 
-def fetch_pages(client: GitHubClient, url: str, etag: str | None) -> Iterator[Page]:
-    """Yield pages in order while a thread already fetches the next one."""
-    pages: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    finished = object()
-
-    def put(value: object) -> None:
-        while not stop.is_set():
-            try:
-                pages.put(value, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def worker() -> None:
-        next_url, next_etag = url, etag
-        try:
-            while next_url and not stop.is_set():
-                page = client.get_page(next_url, next_etag)
-                next_etag = None
-                put(page)
-                next_url = None if page.not_modified else page.next_url
-            put(finished)
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            put(error)
-
-    thread = threading.Thread(target=worker, name="github-page-fetcher", daemon=True)
-    thread.start()
-    try:
-        while True:
-            value = pages.get()
-            if value is finished:
-                return
-            if isinstance(value, BaseException):
-                raise value
-            yield value
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-
-
 class Exporter:
     """Runs one export of ``repository`` into the raw store under ``layout``."""
 
@@ -183,14 +149,17 @@ class Exporter:
         self.flush_items = flush_items
         self.max_reconcile_requests = max_reconcile_requests
         self.store = RawIssueStore(layout.raw_issues_dir)
-        self.journal = Journal(layout.raw_dir / JOURNAL_FILE)
+        self.journal = Journal(layout.raw_dir / JOURNAL_DIR)
         self.seen = SeenIds(layout.raw_dir / SEEN_IDS_FILE)
+        self._merges: list[Future] = []
 
     def run(self, mode: str = AUTO) -> ExportResult:
         if mode not in MODES:
             raise ValueError(f"unknown export mode {mode!r}; use one of {', '.join(MODES)}")
         self.layout.raw_dir.mkdir(parents=True, exist_ok=True)
-        with exclusive_writer(self.layout.raw_lock_path, f"export of {self.repository}"):
+        with exclusive_writer(self.layout.raw_lock_path, f"export of {self.repository}"), \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-store-merge") as merger:
+            self._merger = merger
             return self._run_locked(mode)
 
     def _run_locked(self, mode: str) -> ExportResult:
@@ -200,7 +169,9 @@ class Exporter:
         self._check_same_source(state)
         state.repository, state.api_url = self.repository, self.client.api_url
         result = ExportResult(mode=mode)
-        result.stored.add(self._flush())
+        for segment in self.journal.segments():
+            self.log.info("merging %s, left by an interrupted export", segment.name)
+            result.stored.add(self._merge(segment))
 
         checkpoint = state.checkpoint
         if checkpoint is not None:
@@ -212,7 +183,7 @@ class Exporter:
         result.mode = checkpoint.mode
 
         self._fetch(state, checkpoint, result)
-        result.stored.add(self._flush())
+        self._seal_and_merge(result, wait=True)
         if not result.not_modified:
             self._finish(state, checkpoint, result)
         result.requests = self.client.requests_made - requests_before
@@ -256,11 +227,14 @@ class Exporter:
         return checkpoint
 
     def _fetch(self, state: ExportState, checkpoint: Checkpoint, result: ExportResult) -> None:
-        first_etag = state.etags.get(checkpoint.next_url) if checkpoint.pages == 0 else None
+        etag = state.etags.get(checkpoint.next_url) if checkpoint.pages == 0 else None
         progress = Progress(f"{checkpoint.mode} export of {self.repository}", self.log,
                             total=checkpoint.newest_number, details=lambda: self._details(checkpoint))
         progress.done = checkpoint.items
-        for page in fetch_pages(self.client, checkpoint.next_url, first_etag):
+        url: str | None = checkpoint.next_url
+        while url:
+            page = self.client.get_page(url, etag)
+            etag = None
             if page.not_modified:
                 result.not_modified = True
                 self.log.info("nothing changed since the last delta (304, not counted by GitHub)")
@@ -275,13 +249,15 @@ class Exporter:
             checkpoint.items += len(page.items)
             checkpoint.next_url = page.next_url or ""
             result.pages += 1
-            state.checkpoint = checkpoint if page.next_url else None
             if page.next_url:
+                state.checkpoint = checkpoint
                 state.save(self.layout.export_state_path)
             progress.advance(len(page.items))
+            url = page.next_url
         progress.finish()
 
     def _store_page(self, page: Page, checkpoint: Checkpoint, result: ExportResult) -> None:
+        """Journal the page's items of this repository; hand full segments to the merger."""
         ours = [item for item in page.items if belongs_to(item, self.repository)]
         skipped = len(page.items) - len(ours)
         if skipped:
@@ -291,15 +267,25 @@ class Exporter:
         if checkpoint.mode == FULL:
             self.seen.add(item["id"] for item in ours)
         result.items += len(ours)
-        if self.journal.pending >= self.flush_items:
-            result.stored.add(self._flush())
+        if self.journal.current_items >= self.flush_items:
+            self._seal_and_merge(result, wait=False)
 
-    def _flush(self) -> UpsertStats:
-        if self.journal.pending == 0:
-            self.journal.clear()
-            return UpsertStats()
-        stats = self.store.upsert(self.journal.replay(), log=self.log)
-        self.journal.clear()
+    def _seal_and_merge(self, result: ExportResult, wait: bool) -> None:
+        """Merge the sealed segment in the background; collect finished merges (all when ``wait``)."""
+        sealed = self.journal.seal()
+        if sealed is not None:
+            self._merges.append(self._merger.submit(self._merge, sealed))
+        pending = []
+        for merge in self._merges:
+            if wait or merge.done():
+                result.stored.add(merge.result())
+            else:
+                pending.append(merge)
+        self._merges = pending
+
+    def _merge(self, segment: Path) -> UpsertStats:
+        stats = self.store.upsert(Journal.read(segment), log=self.log)
+        segment.unlink()
         return stats
 
     def _finish(self, state: ExportState, checkpoint: Checkpoint, result: ExportResult) -> None:

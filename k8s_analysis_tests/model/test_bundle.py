@@ -166,14 +166,20 @@ def test_mismatch_allowed_by_flag(saved_dir, tmp_path, sample_texts):
     np.testing.assert_array_equal(scores, Predictor(saved_dir).predict_proba(sample_texts))
 
 
-def test_missing_folder_says_how_to_train(tmp_path):
+def test_missing_folder_named(tmp_path):
+    """The predictor names the folder; the CLI adds how to train one (tested with the CLI)."""
     missing = tmp_path / "models" / "current"
 
     with pytest.raises(ModelLoadError) as raised:
         Predictor(missing)
 
     assert str(missing) in str(raised.value)
-    assert "k8s-analysis run" in str(raised.value)
+    assert "the folder does not exist" in str(raised.value)
+
+
+def test_missing_manifest_named(tmp_path):
+    with pytest.raises(ModelLoadError, match="manifest.json is missing"):
+        Predictor(tmp_path)
 
 
 @pytest.mark.slow
