@@ -212,16 +212,19 @@ class Exporter:
             mode = FULL
         return mode
 
+    def delta_url(self) -> str:
+        """The first page of a delta: items updated since the newest stored one, minus the overlap."""
+        since = self.store.newest_updated_at() - self.overlap
+        query = {"state": "all", "per_page": 100, "sort": "updated", "direction": "asc",
+                 "since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return f"/repos/{self.repository}/issues?{urlencode(query)}"
+
     def _start(self, state: ExportState, mode: str) -> Checkpoint:
-        owner_repo = f"/repos/{self.repository}/issues"
         if mode == FULL:
-            url = f"{owner_repo}?{urlencode({'state': 'all', 'per_page': 100})}"
+            url = f"/repos/{self.repository}/issues?{urlencode({'state': 'all', 'per_page': 100})}"
             self.seen.clear()
         else:
-            since = self.store.newest_updated_at() - self.overlap
-            query = {"state": "all", "per_page": 100, "sort": "updated", "direction": "asc",
-                     "since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-            url = f"{owner_repo}?{urlencode(query)}"
+            url = self.delta_url()
         checkpoint = Checkpoint(mode=mode, next_url=url, started_at=utc_now(), first_url=url)
         self.log.info("starting a %s export of %s: GET %s", mode, self.repository, url)
         return checkpoint
@@ -295,10 +298,26 @@ class Exporter:
             self.seen.clear()
         else:
             state.last_delta_at = checkpoint.started_at
-            if checkpoint.first_etag:
-                state.etags = {checkpoint.first_url: checkpoint.first_etag}
         state.checkpoint = None
+        state.etags = self._prime_next_delta(result)
         state.save(self.layout.export_state_path)
+
+    def _prime_next_delta(self, result: ExportResult) -> dict[str, str]:
+        """Fetch the next delta's first page now and keep its ETag.
+
+        The newest ``updated_at`` moved, so the next delta asks a new URL, and without an
+        ETag for it even an unchanged repository would cost a counted request. One request
+        here makes every later unchanged delta a free 304. The page's items are stored,
+        because a 304 later means "nothing beyond this page", so this page must be kept.
+        """
+        if self.store.newest_updated_at() is None:
+            return {}
+        url = self.delta_url()
+        page = self.client.get_page(url)
+        result.stored.add(self.store.upsert([i for i in page.items if belongs_to(i, self.repository)], log=self.log))
+        if page.next_url or not page.etag:
+            return {}
+        return {url: page.etag}
 
     def _reconcile(self) -> dict[str, int]:
         """Ask GitHub about stored items that the full listing no longer shows.
