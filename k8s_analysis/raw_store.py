@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 SHARD_SIZE = 1000
 SHARD_SUFFIX = ".jsonl.zst"
+# Per-shard item count and newest updated_at, so a delta's start costs no full scan.
+INDEX_FILE = "index.json"
 # Items are grouped in memory per batch before the touched shards are rewritten.
 UPSERT_BATCH = 20_000
 ZSTD_LEVEL = 3
@@ -99,6 +101,12 @@ def check_item(item: object) -> dict:
     return item
 
 
+def summarize_shard(items: dict[int, dict], path: Path) -> dict:
+    times = [item.get("updated_at") for item in items.values() if item.get("updated_at")]
+    newest = max(times, key=_parse_time) if times else None
+    return {"count": len(items), "newest_updated_at": newest, "size": path.stat().st_size}
+
+
 class RawIssueStore:
     """Sharded, compressed JSON Lines store of raw issue objects, keyed by ``id``."""
 
@@ -129,12 +137,28 @@ class RawIssueStore:
         for path in self.shard_paths():
             yield from self.read_shard(path).values()
 
+    def shard_summaries(self) -> dict[str, dict]:
+        """Count and newest ``updated_at`` of every shard, from the index where it is current.
+
+        An entry whose recorded file size differs from the shard's (a crash between the shard
+        and the index write, or an older store without an index) is recomputed from the shard.
+        """
+        index_path = self.directory / INDEX_FILE
+        index = json.loads(index_path.read_text()) if index_path.exists() else {}
+        summaries = {}
+        for path in self.shard_paths():
+            entry = index.get(path.name)
+            if entry is None or entry.get("size") != path.stat().st_size:
+                entry = summarize_shard(self.read_shard(path), path)
+            summaries[path.name] = entry
+        return summaries
+
     def count(self) -> int:
-        return sum(len(_decompress(path.read_bytes()).splitlines()) for path in self.shard_paths())
+        return sum(entry["count"] for entry in self.shard_summaries().values())
 
     def newest_updated_at(self) -> datetime | None:
         """Return the latest ``updated_at`` stored, where a delta export starts."""
-        times = (_parse_time(item.get("updated_at")) for item in self.iter_items())
+        times = [_parse_time(entry["newest_updated_at"]) for entry in self.shard_summaries().values()]
         return max((t for t in times if t is not None), default=None)
 
     def upsert(self, items: Iterable[dict], log: logging.Logger | object = logger) -> UpsertStats:
@@ -156,6 +180,7 @@ class RawIssueStore:
 
     def _upsert_batch(self, batch: list[dict]) -> UpsertStats:
         stats = UpsertStats()
+        written: dict[str, dict] = {}
         by_shard: dict[int, list[dict]] = defaultdict(list)
         for item in batch:
             by_shard[item["number"] // SHARD_SIZE].append(item)
@@ -172,6 +197,11 @@ class RawIssueStore:
             if changed:
                 self.write_shard(path, stored)
                 stats.shards_written += 1
+                written[path.name] = summarize_shard(stored, path)
+        if written:
+            index = self.shard_summaries()
+            index.update(written)
+            write_bytes(self.directory / INDEX_FILE, json.dumps(index, sort_keys=True).encode())
         return stats
 
 

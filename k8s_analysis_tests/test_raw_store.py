@@ -335,3 +335,24 @@ def test_notes_iter_files(tmp_path):
 
 def test_notes_empty_store(tmp_path):
     assert RawReleaseNotesStore(tmp_path / "missing").names() == []
+
+
+def test_index_matches_full_scan(tmp_path):
+    store = RawIssueStore(tmp_path)
+    items = [{"id": n, "number": n, "updated_at": f"2024-01-{n % 28 + 1:02d}T00:00:00Z"} for n in range(1, 2_500)]
+    store.upsert(items)
+    scanned = list(store.iter_items())
+    assert store.count() == len(scanned)
+    assert store.newest_updated_at() == max(datetime.fromisoformat(i["updated_at"]) for i in scanned)
+    assert (tmp_path / "index.json").exists()
+
+
+def test_stale_index_entry_recomputed(tmp_path):
+    """A shard rewritten without its index entry (a crash between the two) is counted correctly."""
+    store = RawIssueStore(tmp_path)
+    store.upsert([{"id": 1, "number": 1, "updated_at": "2024-01-01T00:00:00Z"}])
+    stale_index = (tmp_path / "index.json").read_bytes()
+    store.upsert([{"id": 2, "number": 2, "updated_at": "2025-06-01T00:00:00Z"}])
+    (tmp_path / "index.json").write_bytes(stale_index)
+    assert store.count() == 2
+    assert store.newest_updated_at() == datetime.fromisoformat("2025-06-01T00:00:00Z")

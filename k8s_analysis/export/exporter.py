@@ -30,6 +30,7 @@ from k8s_analysis.export.state import Checkpoint, ExportState, exclusive_writer
 from k8s_analysis.paths import DataLayout
 from k8s_analysis.progress import Progress
 from k8s_analysis.raw_store import RawIssueStore, UpsertStats
+from k8s_analysis.tables.items import REMOVED_MARK
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ MODES = (AUTO, FULL, DELTA)
 JOURNAL_DIR = "export-journal"
 SEEN_IDS_FILE = "export-seen-ids.txt"
 # Namespaced key added to a stored object that GitHub no longer lists; all other keys are GitHub's.
-MARK_KEY = "_k8s_analysis"
+MARK_KEY = REMOVED_MARK
 
 
 @dataclass

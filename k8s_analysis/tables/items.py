@@ -19,6 +19,8 @@ import pyarrow as pa
 
 from k8s_analysis.parsing.release_note import extract_release_note
 
+# Key the exporter adds to an object GitHub no longer lists (k8s_analysis.export.exporter.MARK_KEY).
+REMOVED_MARK = "_k8s_analysis"
 # GitHub shows a deleted account as this user; the REST API returns null instead.
 GHOST_LOGIN = "ghost"
 
@@ -45,6 +47,8 @@ COMMON_FIELDS = [
     pa.field("comments", pa.int64()),
     pa.field("locked", pa.bool_()),
     pa.field("html_url", pa.string()),
+    # "deleted" or "transferred" once a full export found the item gone; null otherwise.
+    pa.field("removed", pa.string()),
 ]
 ISSUES_SCHEMA = pa.schema(COMMON_FIELDS)
 PULL_REQUESTS_SCHEMA = pa.schema(
@@ -134,6 +138,7 @@ def parse_common(item: dict) -> dict:
         "comments": item.get("comments"),
         "locked": item.get("locked"),
         "html_url": item.get("html_url"),
+        "removed": (item.get(REMOVED_MARK) or {}).get("removed"),
     }
 
 

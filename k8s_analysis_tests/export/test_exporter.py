@@ -224,3 +224,19 @@ def test_progress_logged(layout, caplog):
     messages = [record.getMessage() for record in caplog.records]
     assert any("full export of kubernetes/kubernetes: 200 items" in m and "requests left" in m for m in messages)
     assert any("100% of 200" in m for m in messages)
+
+
+def test_removed_items_flagged_in_tables(layout):
+    from k8s_analysis.tables.items import build_item_tables
+
+    with FakeGitHub(make_items(120)) as server:
+        client = make_client(server)
+        Exporter(client, layout, REPOSITORY).run()
+        server.delete_item(4)
+        Exporter(client, layout, REPOSITORY).run("full")
+    tables = build_item_tables(RawIssueStore(layout.raw_issues_dir).iter_items())
+    rows = {**tables.issues.set_index("number")["removed"].to_dict(),
+            **tables.pull_requests.set_index("number")["removed"].to_dict()}
+    assert rows[4] == "deleted"
+    assert sum(value == "deleted" for value in rows.values()) == 1
+    assert len(rows) == 120
