@@ -2,10 +2,11 @@
 
 PyGithub supplies authentication, the base URL (github.com, GitHub Enterprise or a test
 server), connections and token masking in its debug log. This module adds what a long
-export needs and PyGithub's own retry does not give: responses read as raw JSON pages
-(never single-item completion), ``Link`` cursors followed as given, conditional requests,
-a rate-limit reserve for other users of the token, and one retry policy for every fault,
-with each wait logged. PyGithub's retry is switched off so that the two never stack.
+export needs beyond that. Responses are read as raw JSON pages, so PyGithub never completes
+an object with a single-item request. ``Link`` cursors are followed as given, requests can
+be conditional, and a rate-limit reserve is kept for other users of the token. One retry
+policy covers every fault and logs each wait; PyGithub's own retry is switched off so that
+the two never stack.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ CONNECTION_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Ti
 
 
 class GitHubError(RuntimeError):
-    """A request failed for good: the message says which request, why, and what to do."""
+    """A request failed for good; the message names the request, the cause and the next step."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -136,14 +137,14 @@ class GitHubClient:
         )
 
     def check_api(self) -> dict:
-        """Probe ``GET /rate_limit``: the base URL must answer JSON, not a redirect or HTML."""
+        """Probe ``GET /rate_limit``: the base URL must return JSON, not a redirect or HTML."""
         status, headers, body = self._send("/rate_limit", {})
         content_type = headers.get("content-type", "")
         if status in (401, 403) and "json" in content_type:
             raise self._final_error("/rate_limit", status, error_message(body))
         if status != 200 or "json" not in content_type:
             raise GitHubError(
-                f"{self.api_url} is not a GitHub API: GET /rate_limit answered {status} ({content_type or 'no type'}); "
+                f"{self.api_url} is not a GitHub API: GET /rate_limit returned {status} ({content_type or 'no type'}); "
                 "use https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise"
             )
         self.budget.update(headers)
@@ -185,11 +186,11 @@ class GitHubClient:
         if status == 304:
             return Page(url, status, etag=etag)
         if not isinstance(data, list):
-            raise GitHubError(f"GET {url} answered a JSON {type(data).__name__}, expected a list of issues")
+            raise GitHubError(f"GET {url} returned a JSON {type(data).__name__}, expected a list of issues")
         return Page(url, status, data, next_link(headers), headers.get("etag"))
 
     def get_item(self, url: str) -> tuple[int, object]:
-        """GET one issue; 404 and 410 are answers here (deleted items), not errors."""
+        """GET one issue; a 404 or 410 status (a deleted item) is returned, not raised."""
         try:
             return 200, self.get_json(url)[2]
         except GitHubError as error:
@@ -203,11 +204,11 @@ class GitHubClient:
 
     def _parse(self, url: str, headers: dict, body: str) -> object:
         if "json" not in headers.get("content-type", "json"):
-            raise GitHubError(f"GET {url} answered {headers.get('content-type')}, not JSON; check the API URL")
+            raise GitHubError(f"GET {url} returned {headers.get('content-type')}, not JSON; check the API URL")
         try:
             return json.loads(body)
         except ValueError as error:
-            raise GitHubError(f"GET {url} answered invalid JSON ({error})") from error
+            raise GitHubError(f"GET {url} returned invalid JSON ({error})") from error
 
     def _retry_wait(self, url: str, status: int, headers: dict, body: str, attempt: int) -> tuple[float, str]:
         """Return the wait in seconds before the next attempt and its reason, or raise when retrying cannot help."""
@@ -272,10 +273,10 @@ class GitHubClient:
             )
         if status == 404:
             return GitHubNotFoundError(
-                f"GET {url} answered 404: the repository does not exist or this token cannot see it", status
+                f"GET {url} returned 404: the repository does not exist or this token cannot see it", status
             )
         if status == 403:
-            return GitHubAuthError(f"GET {url} answered 403 ({message}): the token lacks permission for it", status)
+            return GitHubAuthError(f"GET {url} returned 403 ({message}): the token lacks permission for it", status)
         if 300 <= status < 400:
-            return GitHubError(f"GET {url} answered a {status} redirect; check the API URL {self.api_url}", status)
+            return GitHubError(f"GET {url} returned a {status} redirect; check the API URL {self.api_url}", status)
         return GitHubError(f"GET {url} failed with {status}: {message}", status)

@@ -109,7 +109,7 @@ class Journal:
 
 
 class SeenIds:
-    """Ids listed by the running full export, kept on disk so a resumed export still knows them."""
+    """Ids listed by the running full export, kept on disk so that a resumed export still has them."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -214,7 +214,7 @@ class Exporter:
         return mode
 
     def delta_url(self) -> str:
-        """The first page of a delta: items updated since the newest stored one, minus the overlap."""
+        """Return the first page URL of a delta: items updated since the newest stored one, minus the overlap."""
         since = self.store.newest_updated_at() - self.overlap
         query = {"state": "all", "per_page": 100, "sort": "updated", "direction": "asc",
                  "since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -306,7 +306,7 @@ class Exporter:
     def _prime_next_delta(self, result: ExportResult) -> dict[str, str]:
         """Fetch the next delta's first page now and keep its ETag.
 
-        The newest ``updated_at`` moved, so the next delta asks a new URL, and without an
+        The newest ``updated_at`` moved, so the next delta requests a new URL, and without an
         ETag for it even an unchanged repository would cost a counted request. One request
         here makes every later unchanged delta a free 304. The page's items are stored,
         because a 304 later means "nothing beyond this page", so this page must be kept.

@@ -43,6 +43,7 @@ class GitHubIssueSource(IssueSource):
     max_sleep_s: float = 3_700.0
     max_total_wait_s: float = 6 * 3_600.0
     max_attempts: int = 8
+    backoff_s: float = 1.0
     overlap_minutes: float = 5.0
     max_reconcile_requests: int = 1_000
 
@@ -55,7 +56,7 @@ class GitHubIssueSource(IssueSource):
 
     def client(self, api_url: str, log: object = logger) -> GitHubClient:
         policy = RetryPolicy(
-            max_attempts=self.max_attempts, secondary_wait_s=self.secondary_wait_s,
+            max_attempts=self.max_attempts, backoff_s=self.backoff_s, secondary_wait_s=self.secondary_wait_s,
             rate_limit_reserve=self.rate_limit_reserve, max_sleep_s=self.max_sleep_s,
             max_total_wait_s=self.max_total_wait_s,
         )

@@ -184,3 +184,25 @@ def test_raw_issues_keeps_reserve(tmp_path):
     assert result.success
     assert limited == 0
     assert any("at the reserve of 1" in message for message in messages)
+
+
+def test_raw_issues_survives_every_fault(tmp_path):
+    """502, 500, secondary-limit 403, 429 with and without Retry-After, a dropped connection."""
+    faults = [
+        (502, None, None),
+        (500, None, None),
+        (403, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes."}, None),
+        (429, {"message": "Too Many Requests"}, {"Retry-After": "0"}),
+        (429, {"message": "Too Many Requests"}, None),
+        (0, None, None),
+    ]
+    with FakeGitHub(make_items(400)) as server, dg.instance_for_test() as instance:
+        for status, body, headers in faults:
+            server.inject(status, body=body, headers=headers, path_contains="/repositories/")
+        resources = github_resources(tmp_path, server, secondary_wait_s=0.05, backoff_s=0.05)
+        result = dg.materialize(all_assets, selection=["raw_issues"], resources=resources, instance=instance)
+        waits = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith("waiting")]
+    stored = sorted(item["number"] for item in RawIssueStore(DataLayout(tmp_path).raw_issues_dir).iter_items())
+    assert result.success
+    assert stored == list(range(1, 401))
+    assert len(waits) == len(faults)
