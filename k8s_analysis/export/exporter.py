@@ -226,7 +226,7 @@ class Exporter:
             self.seen.clear()
         else:
             url = self.delta_url()
-        checkpoint = Checkpoint(mode=mode, next_url=url, started_at=utc_now(), first_url=url)
+        checkpoint = Checkpoint(mode=mode, next_url=url, started_at=utc_now())
         self.log.info("starting a %s export of %s: GET %s", mode, self.repository, url)
         return checkpoint
 
@@ -244,11 +244,10 @@ class Exporter:
                 self.log.info("nothing changed since the last delta (304, not counted by GitHub)")
                 break
             self._store_page(page, checkpoint, result)
-            if checkpoint.pages == 0:
-                checkpoint.first_etag = page.etag
-                if checkpoint.mode == FULL and page.items:
-                    checkpoint.newest_number = max(item["number"] for item in page.items)
-                    progress.total = checkpoint.newest_number
+            if checkpoint.pages == 0 and checkpoint.mode == FULL and page.items:
+                # A full export lists the newest issues first, so this bounds the total.
+                checkpoint.newest_number = max(item["number"] for item in page.items)
+                progress.total = checkpoint.newest_number
             checkpoint.pages += 1
             checkpoint.items += len(page.items)
             checkpoint.next_url = page.next_url or ""

@@ -28,8 +28,6 @@ class Checkpoint:
     started_at: str
     pages: int = 0
     items: int = 0
-    first_url: str = ""
-    first_etag: str | None = None
     newest_number: int | None = None
 
 
@@ -40,7 +38,7 @@ class ExportState:
     checkpoint: Checkpoint | None = None
     last_full_export_at: str | None = None
     last_delta_at: str | None = None
-    # ETag of the first page of a delta, by URL: an unchanged repository answers 304.
+    # ETag of the next delta's first page, by URL: GitHub returns 304 while nothing changed.
     etags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
