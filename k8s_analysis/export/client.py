@@ -59,12 +59,13 @@ class RetryPolicy:
     backoff_s: float = 1.0
     max_backoff_s: float = 120.0
     secondary_wait_s: float = 60.0
+    max_secondary_wait_s: float = 900.0
     rate_limit_reserve: int = 500
     max_sleep_s: float = 3_700.0
     max_total_wait_s: float = 6 * 3_600.0
 
     def backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, capped at ``max_backoff_s``."""
+        """Exponential backoff, capped at ``max_backoff_s``, jittered between half and all of it."""
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
@@ -231,7 +232,7 @@ class GitHubClient:
         if headers.get("x-ratelimit-remaining") == "0":
             return self._seconds_until_reset(headers) + random.uniform(1, 5)
         if SECONDARY_LIMIT_TEXT in text or status == 429:
-            return self.policy.secondary_wait_s * 2 ** (attempt - 1)
+            return min(self.policy.secondary_wait_s * 2 ** (attempt - 1), self.policy.max_secondary_wait_s)
         if PRIMARY_LIMIT_TEXT in text:
             return self._seconds_until_reset(headers) + random.uniform(1, 5)
         return None
