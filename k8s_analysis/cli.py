@@ -103,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError, OSError) as error:  # GitHubError and ExportBusyError included
         print(f"k8s-analysis {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"k8s-analysis {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def import_command(args: argparse.Namespace, layout: DataLayout) -> int:
@@ -162,10 +165,33 @@ def export_command(args: argparse.Namespace, layout: DataLayout) -> int:
 
     if not os.environ.get(TOKEN_ENV):
         raise ValueError(f"export needs a GitHub token: set {TOKEN_ENV} (a token with read access to the repository)")
+    check_export(args, layout)
     op_config = {"mode": args.mode or "auto", "repository": args.repo, "api_url": args.api_url}
     result, home = execute_job(layout, EXPORT_JOB, {"ops": {"raw_issues": {"config": op_config}}})
     print_export_summary(layout, result, home)
     return 0 if result.success else 1
+
+
+def check_export(args: argparse.Namespace, layout: DataLayout) -> None:
+    """Catch the usual mistakes in one line before a Dagster run starts.
+
+    Checks the repository name, the token and API URL (``GET /rate_limit``, which GitHub
+    does not count), that the repository exists (one request), that this data directory
+    holds no other repository, and that no other import or export is writing to it.
+    """
+    from k8s_analysis.export.exporter import check_same_source
+    from k8s_analysis.export.state import ExportState, exclusive_writer
+    from k8s_analysis.sources.base import ExportRequest
+    from k8s_analysis.sources.github import TOKEN_ENV, GitHubIssueSource
+
+    source = GitHubIssueSource(token=os.environ[TOKEN_ENV])
+    repository, api_url = source.resolve(layout, ExportRequest(repository=args.repo, api_url=args.api_url))
+    check_same_source(ExportState.load(layout.export_state_path), layout, repository, api_url)
+    client = source.client(api_url)
+    client.check_api()
+    client.get_json(f"/repos/{repository}")
+    with exclusive_writer(layout.raw_lock_path, "k8s-analysis export (checking)"):
+        pass
 
 
 def plan_command(args: argparse.Namespace, layout: DataLayout) -> int:
@@ -176,12 +202,28 @@ def plan_command(args: argparse.Namespace, layout: DataLayout) -> int:
     from k8s_analysis.sources.base import ExportRequest
     from k8s_analysis.sources.github import TOKEN_ENV, GitHubIssueSource
 
-    source = GitHubIssueSource(token=os.environ.get(TOKEN_ENV) or None)
+    token = os.environ.get(TOKEN_ENV) or None
+    # A plan spends 2-3 requests: it keeps no reserve and does not wait long for a rate limit.
+    source = GitHubIssueSource(token=token, rate_limit_reserve=0, max_sleep_s=60, max_total_wait_s=120)
     repository, api_url = source.resolve(layout, ExportRequest(repository=args.repo, api_url=args.api_url))
     plan = plan_export(source.client(api_url), repository, RawIssueStore(layout.raw_issues_dir),
-                       timedelta(minutes=source.overlap_minutes), source.rate_limit_reserve)
+                       timedelta(minutes=source.overlap_minutes), GitHubIssueSource().rate_limit_reserve)
     print("\n".join(plan.lines()))
+    if token is None:
+        print(f"note:           {TOKEN_ENV} is not set; an export needs it, and without it GitHub allows "
+              "60 requests an hour")
+    remember_source(layout, repository, api_url)
     return 0
+
+
+def remember_source(layout: DataLayout, repository: str, api_url: str) -> None:
+    """Record the planned source, so that a later plain `export` uses the same one."""
+    from k8s_analysis.export.state import ExportState
+
+    state = ExportState.load(layout.export_state_path)
+    if state.repository is None:
+        state.repository, state.api_url = repository, api_url
+        state.save(layout.export_state_path)
 
 
 def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:

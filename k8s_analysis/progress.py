@@ -20,12 +20,14 @@ class Progress:
         total: int | None = None,
         interval_s: float = 5.0,
         details: Callable[[], str] | None = None,
+        quiet_below: int = 0,
     ) -> None:
         self.label = label
         self.log = log
         self.total = total
         self.interval_s = interval_s
         self.details = details
+        self.quiet_below = quiet_below
         self.done = 0
         self._started = time.monotonic()
         self._last_report = self._started
@@ -53,4 +55,7 @@ class Progress:
         return line
 
     def finish(self) -> None:
+        """Log the final line, unless the work was smaller than ``quiet_below`` items."""
+        if self.done < self.quiet_below:
+            return
         self.log.info("%s (done in %.1f s)", self.summary(), time.monotonic() - self._started)

@@ -164,7 +164,7 @@ class RawIssueStore:
     def upsert(self, items: Iterable[dict], log: logging.Logger | object = logger) -> UpsertStats:
         """Insert new items and replace older versions; rewrite only the shards that change."""
         total = UpsertStats()
-        progress = Progress("raw store upsert", log)
+        progress = Progress("raw store upsert", log, quiet_below=1_000)
         batch: list[dict] = []
         for item in items:
             batch.append(check_item(item))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from k8s_analysis.export.state import ExportState
 from k8s_analysis.model.bundle import METRICS_FILE
 
 
@@ -83,8 +84,10 @@ def print_export_summary(layout, result, dagster_home: Path) -> None:
     print(f"k8s-analysis export {'succeeded' if result.success else 'FAILED'} (Dagster run {result.run_id})")
     if metadata.get("repository"):
         state = "nothing changed (304)" if metadata.get("not_modified") else (
-            f"{metadata.get('items_received', 0):,} items in {metadata.get('pages', 0):,} pages: "
-            f"{metadata.get('inserted', 0):,} new, {metadata.get('updated', 0):,} updated")
+            f"{metadata.get('items_received', 0):,} items received in {metadata.get('pages', 0):,} page(s); "
+            f"stored {metadata.get('inserted', 0):,} new, {metadata.get('updated', 0):,} updated")
+        if metadata.get("resumed"):
+            state += " (the stored counts include the pages fetched before the interruption)"
         print(f"  {metadata['mode']} export of {metadata['repository']} from {metadata['api_url']}"
               f"{' (resumed)' if metadata.get('resumed') else ''}: {state}")
         print(f"  requests:       {metadata.get('requests', 0):,} in {metadata.get('seconds', 0):,} s")
@@ -93,3 +96,7 @@ def print_export_summary(layout, result, dagster_home: Path) -> None:
     print(f"  Dagster runs:   DAGSTER_HOME={dagster_home}")
     for line in step_failures(result):
         print(line)
+    checkpoint = ExportState.load(layout.export_state_path).checkpoint if layout.export_state_path.exists() else None
+    if not result.success and checkpoint is not None:
+        print(f"  unfinished:     the {checkpoint.mode} export stopped after page {checkpoint.pages:,} "
+              f"({checkpoint.items:,} items kept); run `k8s-analysis export` again to continue from there")

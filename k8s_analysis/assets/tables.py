@@ -37,7 +37,7 @@ def item_tables(context: dg.AssetExecutionContext, data_dir: DataDirResource):
     issues, pull_requests, labels = tables.issues, tables.pull_requests, tables.labels
     notes = int((pull_requests["release_note_status"] == "note").sum())
     context.log.info("parsed %s issues, %s pull requests (%s with a release note), %s labels",
-                     len(issues), len(pull_requests), notes, len(labels))
+                     f"{len(issues):,}", f"{len(pull_requests):,}", f"{notes:,}", f"{len(labels):,}")
     columns = ["number", "title", "state", "user_login", "created_at"]
     context.add_output_metadata({"preview": preview(issues, columns)}, output_name="issues")
     context.add_output_metadata(
@@ -82,7 +82,7 @@ def release_notes(
     notes = build_release_notes(pull_requests, store.iter_files(), config.include_all_releases)
     counts = notes["source"].value_counts()
     context.log.info("built %s release notes (%s published, %s from pull requests), bug share %.1f%%",
-                     len(notes), counts.get("release-notes", 0), counts.get("github", 0),
+                     f"{len(notes):,}", f"{counts.get('release-notes', 0):,}", f"{counts.get('github', 0):,}",
                      100 * notes["is_bug"].mean() if len(notes) else 0.0)
     context.add_output_metadata({
         "from_published_notes": int(counts.get("release-notes", 0)),

@@ -139,7 +139,12 @@ class GitHubClient:
 
     def check_api(self) -> dict:
         """Probe ``GET /rate_limit``: the base URL must return JSON, not a redirect or HTML."""
-        status, headers, body = self._send("/rate_limit", {})
+        try:
+            status, headers, body = self._send("/rate_limit", {})
+        except CONNECTION_ERRORS as error:
+            raise GitHubError(
+                f"cannot connect to {self.api_url} ({type(error).__name__}); check the API URL and the network"
+            ) from None
         content_type = headers.get("content-type", "")
         if status in (401, 403) and "json" in content_type:
             raise self._final_error("/rate_limit", status, error_message(body))
@@ -269,7 +274,8 @@ class GitHubClient:
     def _final_error(self, url: str, status: int, message: str) -> GitHubError:
         if status == 401:
             return GitHubAuthError(
-                f"GitHub rejected the token for {self.api_url} (401 {message}): GITHUB_TOKEN is missing or invalid",
+                f"GitHub rejected the token for {self.api_url} (401 {message}): GITHUB_TOKEN is missing or invalid; "
+                "set it to a token that is valid, not expired and not revoked",
                 status,
             )
         if status == 404:

@@ -129,6 +129,21 @@ class SeenIds:
         self.path.unlink(missing_ok=True)
 
 
+def check_same_source(state: ExportState, layout: DataLayout, repository: str, api_url: str) -> None:
+    """Refuse to mix two repositories in one raw store, or to resume from another API."""
+    if state.repository is None:
+        return
+    if state.repository.lower() != repository.lower():
+        raise ValueError(
+            f"{layout.root} holds an export of {state.repository}; export {repository} into another --data-dir"
+        )
+    if state.checkpoint is not None and state.api_url != api_url:
+        raise ValueError(
+            f"an unfinished export of {state.repository} from {state.api_url} is in {layout.raw_dir}; "
+            "finish it first with the same --api-url"
+        )
+
+
 class Exporter:
     """Runs one export of ``repository`` into the raw store under ``layout``."""
 
@@ -185,25 +200,22 @@ class Exporter:
 
         self._fetch(state, checkpoint, result)
         self._seal_and_merge(result, wait=True)
-        if not result.not_modified:
+        if result.not_modified:
+            state.last_delta_at = checkpoint.started_at
+            state.save(self.layout.export_state_path)
+        else:
             self._finish(state, checkpoint, result)
         result.requests = self.client.requests_made - requests_before
         result.seconds = time.monotonic() - started
         self.log.info(
-            "%s export of %s done: %s pages, %s items (%s new, %s updated), %s requests, %.1f s",
-            result.mode, self.repository, result.pages, f"{result.items:,}", result.stored.inserted,
-            result.stored.updated, result.requests, result.seconds,
+            "%s export of %s done: %s page(s), %s item(s) received; stored %s new, %s updated; %s request(s), %.1f s",
+            result.mode, self.repository, result.pages, f"{result.items:,}", f"{result.stored.inserted:,}",
+            f"{result.stored.updated:,}", result.requests, result.seconds,
         )
         return result
 
     def _check_same_source(self, state: ExportState) -> None:
-        if state.checkpoint is None or state.repository is None:
-            return
-        if state.repository.lower() != self.repository.lower() or state.api_url != self.client.api_url:
-            raise ValueError(
-                f"an unfinished export of {state.repository} from {state.api_url} is in {self.layout.raw_dir}; "
-                f"finish it first (export without --repo), or use another --data-dir for {self.repository}"
-            )
+        check_same_source(state, self.layout, self.repository, self.client.api_url)
 
     def _resolve_mode(self, mode: str, state: ExportState) -> str:
         if mode == AUTO:

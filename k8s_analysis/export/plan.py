@@ -14,6 +14,10 @@ from k8s_analysis.raw_store import RawIssueStore
 PER_PAGE = 100
 
 
+def format_duration(seconds: float) -> str:
+    return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.0f} min"
+
+
 @dataclass
 class ExportPlan:
     repository: str
@@ -40,7 +44,7 @@ class ExportPlan:
             f"repository:     {self.repository} (newest number {self.newest_number:,}, "
             "so at most that many issues and pull requests)",
             f"full export:    about {self.full_requests:,} requests, {self.full_requests / quota:.1%} of an hourly "
-            f"budget of {quota:,}; about {seconds / 60:,.1f} min at the measured {self.latency_s * 1000:,.0f} ms "
+            f"budget of {quota:,}; about {format_duration(seconds)} at the measured {self.latency_s * 1000:,.0f} ms "
             "per request" + (f", plus {windows - 1} wait(s) for the hourly reset" if windows > 1 else ""),
             "                (the per-item way would take one request per item: "
             f"about {self.newest_number:,} requests)",

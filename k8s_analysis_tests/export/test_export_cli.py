@@ -50,7 +50,7 @@ def test_export_full_then_update(tmp_path):
         unchanged = cli(data, "export", "--update")
     assert full.returncode == 0, full.stdout + full.stderr
     assert "full export of kubernetes/kubernetes" in full.stdout
-    assert "450 items in 5 pages: 450 new" in full.stdout
+    assert "450 items received in 5 page(s); stored 450 new" in full.stdout
     assert update.returncode == 0, update.stdout + update.stderr
     assert "delta export" in update.stdout
     assert "1 updated" in update.stdout
@@ -86,40 +86,59 @@ def test_export_killed_then_resumed(tmp_path):
     assert requests <= 30 + 1 + 1
 
 
+def one_line_error(result) -> str:
+    """The stderr of a command that failed before its Dagster run: one line, no traceback."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Dagster run" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.startswith("k8s-analysis export: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
 def test_export_bad_token(tmp_path):
     with FakeGitHub(make_items(5)) as server:
         result = cli(tmp_path, "export", "--api-url", server.base_url, token="wrong-token")
-    assert result.returncode == 1
-    assert "GITHUB_TOKEN is missing or invalid" in result.stdout
+    message = one_line_error(result)
+    assert "GITHUB_TOKEN is missing or invalid" in message
     assert "wrong-token" not in result.stdout + result.stderr
 
 
 def test_export_unknown_repository(tmp_path):
     with FakeGitHub(make_items(5)) as server:
         result = cli(tmp_path, "export", "--repo", "nobody/nothing", "--api-url", server.base_url)
-    assert result.returncode == 1
-    assert "does not exist or this token cannot see it" in result.stdout
+    assert "does not exist or this token cannot see it" in one_line_error(result)
 
 
 def test_export_needs_token(tmp_path):
     result = cli(tmp_path, "export", token=None)
-    assert result.returncode == 2
-    assert "export needs a GitHub token: set GITHUB_TOKEN" in result.stderr
+    assert "export needs a GitHub token: set GITHUB_TOKEN" in one_line_error(result)
 
 
 def test_export_invalid_repository_name(tmp_path):
     with FakeGitHub(make_items(5)) as server:
         result = cli(tmp_path, "export", "--repo", "kubernetes", "--api-url", server.base_url)
-    assert result.returncode == 1
-    assert "invalid repository 'kubernetes': write it as OWNER/NAME" in result.stdout
+    assert "invalid repository 'kubernetes': write it as OWNER/NAME" in one_line_error(result)
+
+
+def test_export_unreachable_api(tmp_path):
+    result = cli(tmp_path, "export", "--api-url", "http://127.0.0.1:9")
+    assert "cannot connect to http://127.0.0.1:9" in one_line_error(result)
+
+
+def test_export_other_repository_refused(tmp_path):
+    with FakeGitHub(make_items(5)) as server:
+        first = cli(tmp_path, "export", "--api-url", server.base_url)
+        second = cli(tmp_path, "export", "--repo", "kubernetes/website")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "holds an export of kubernetes/kubernetes" in one_line_error(second)
 
 
 def test_export_refused_while_busy(tmp_path):
     layout = DataLayout(tmp_path)
     with FakeGitHub(make_items(5)) as server, exclusive_writer(layout.raw_lock_path, "another export"):
         result = cli(tmp_path, "export", "--api-url", server.base_url)
-    assert result.returncode == 1
-    assert "the raw store is busy (another export" in result.stdout
+    assert "the raw store is busy (another export" in one_line_error(result)
     assert not layout.raw_issues_dir.exists()
 
 
@@ -133,6 +152,15 @@ def test_export_plan(tmp_path):
     assert "about 1,234 requests" in result.stdout
     assert "the raw store is empty" in result.stdout
     assert requests <= 3
+    assert ExportState.load(DataLayout(tmp_path).export_state_path).api_url == server.base_url
+
+
+def test_export_plan_without_token(tmp_path):
+    with FakeGitHub(make_items(300)) as server:
+        result = cli(tmp_path, "export", "--plan", "--api-url", server.base_url, token=None)
+    assert result.returncode == 0, result.stderr
+    assert "GITHUB_TOKEN is not set" in result.stdout
+    assert "waiting" not in result.stderr
 
 
 def github_resources(root, server, **options) -> dict:

@@ -208,13 +208,20 @@ def test_second_export_refused_while_busy(layout):
     assert not layout.raw_issues_dir.exists()
 
 
-def test_other_source_checkpoint_rejected(layout):
-    with FakeGitHub(make_items(300)) as server:
+def test_other_repository_rejected(layout):
+    with FakeGitHub(make_items(30)) as server:
+        Exporter(make_client(server), layout, REPOSITORY).run()
+        with pytest.raises(ValueError, match="holds an export of kubernetes/kubernetes; export kubernetes/website"):
+            Exporter(make_client(server), layout, "kubernetes/website").run()
+
+
+def test_checkpoint_from_other_api_rejected(layout):
+    with FakeGitHub(make_items(300)) as server, FakeGitHub(make_items(300)) as other:
         server.inject(502, times=8, path_contains="/repositories/")
         with pytest.raises(GitHubError):
             Exporter(make_client(server, max_attempts=1), layout, REPOSITORY).run()
-        with pytest.raises(ValueError, match="unfinished export of kubernetes/kubernetes"):
-            Exporter(make_client(server), layout, "kubernetes/website").run()
+        with pytest.raises(ValueError, match="unfinished export of kubernetes/kubernetes from http"):
+            Exporter(make_client(other), layout, REPOSITORY).run()
 
 
 def test_progress_logged(layout, caplog):
