@@ -19,6 +19,10 @@ KNOWN_BUG_NOTE = (
     "when a pod had no containers."
 )
 KNOWN_NON_BUG_NOTE = "Added a new --output flag to kubectl get that prints resources as YAML."
+ANALYSIS_FLAGS = (
+    "created", "closed", "created_vs_closed", "labels_by_name", "labels_by_group", "users_by_created",
+    "users_by_closed", "release_notes_stats", "time_to_close", "monthly_throughput",
+)
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 # Dagster's console logger prints every step event at DEBUG; INFO keeps the asset logs.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -68,6 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--plan", action="store_true",
                         help="print the requests, rate-budget share and time of a full export and a delta; export nothing")
 
+    analyze = commands.add_parser(
+        "analyze", parents=[common],
+        help="print or save one of the analyses computed from the tables",
+        description="Compute analyses from DATA_DIR/tables. Without --save, print each series as a table.",
+    )
+    for name in ANALYSIS_FLAGS:
+        analyze.add_argument(f"--{name.replace('_', '-')}", dest="analyses", action="append_const", const=name,
+                             help=f"the {name.replace('_', ' ')} analysis")
+    scope = analyze.add_mutually_exclusive_group()
+    scope.add_argument("--pull-requests", dest="scope", action="store_const", const="pull_requests",
+                       help="pull requests only (default: issues and pull requests)")
+    scope.add_argument("--issues", dest="scope", action="store_const", const="issues", help="issues only")
+    analyze.add_argument("--include", metavar="REGEX", help="keep only labels or users that match REGEX")
+    analyze.add_argument("--exclude", metavar="REGEX", help="drop labels or users that match REGEX")
+    analyze.add_argument("--count", type=int, default=25, metavar="N", help="rows of a ranking (default 25)")
+    analyze.add_argument("--save", type=Path, metavar="FILE",
+                         help="write the series or chart instead of printing: .png, .svg, .csv or .parquet")
+
     predict = commands.add_parser(
         "predict", parents=[common],
         help="print the probability that a release note is kind/bug",
@@ -97,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return import_command(args, layout)
         if args.command == "run":
             return run_command(layout)
+        if args.command == "analyze":
+            return analyze_command(args, layout, parser)
         if args.command == "export":
             return plan_command(args, layout) if args.plan else export_command(args, layout)
         return predict_command(args, layout, parser)
@@ -224,6 +248,14 @@ def remember_source(layout: DataLayout, repository: str, api_url: str) -> None:
     if state.repository is None:
         state.repository, state.api_url = repository, api_url
         state.save(layout.export_state_path)
+
+
+def analyze_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:
+    from k8s_analysis.analysis.cli import run_analyses
+
+    if not args.analyses:
+        parser.error("analyze needs at least one analysis: " + ", ".join(f"--{n.replace('_', '-')}" for n in ANALYSIS_FLAGS))
+    return run_analyses(args, layout)
 
 
 def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:

@@ -60,8 +60,8 @@ def print_summary(layout, result, dagster_home: Path) -> None:
     print(f"k8s-analysis run {'succeeded' if result.success else 'FAILED'} (Dagster run {result.run_id})")
     print(f"  items:          {n_issues + n_prs:,} ({n_issues:,} issues, {n_prs:,} pull requests)")
     if n_issues + n_prs == 0:
-        print("                  the raw store is empty: load an export with `k8s-analysis import PATH` "
-              "(or set GITHUB_TOKEN and run `k8s-analysis export`)")
+        print(f"                  the raw store is empty: load an export with `k8s-analysis --data-dir {layout.root} "
+              f"import PATH` (or set GITHUB_TOKEN and run `k8s-analysis --data-dir {layout.root} export`)")
     if notes is not None and len(notes):
         sources = notes["source"].value_counts()
         print(f"  release notes:  {len(notes):,} ({sources.get('release-notes', 0):,} published, "
@@ -99,4 +99,5 @@ def print_export_summary(layout, result, dagster_home: Path) -> None:
     checkpoint = ExportState.load(layout.export_state_path).checkpoint if layout.export_state_path.exists() else None
     if not result.success and checkpoint is not None:
         print(f"  unfinished:     the {checkpoint.mode} export stopped after page {checkpoint.pages:,} "
-              f"({checkpoint.items:,} items kept); run `k8s-analysis export` again to continue from there")
+              f"({checkpoint.items:,} items kept); run `k8s-analysis --data-dir {layout.root} export` "
+              "again to continue from there")

@@ -182,11 +182,14 @@ def time_to_close(items: pd.DataFrame) -> pd.DataFrame:
 
 
 def monthly_throughput(items: pd.DataFrame) -> pd.DataFrame:
-    """Items opened and closed in each calendar month (UTC)."""
+    """Count the items opened and closed in each calendar month (UTC), months without any included."""
     def per_month(times: pd.Series) -> pd.Series:
         return times.dropna().dt.tz_convert(None).dt.to_period("M").value_counts()
 
     frame = pd.DataFrame({"opened": per_month(items["created_at"]), "closed": per_month(items["closed_at"])})
+    if not frame.empty:
+        # Months without activity are rows of zeros, so the bars keep a true time axis.
+        frame = frame.reindex(pd.period_range(frame.index.min(), frame.index.max(), freq="M"))
     frame = frame.fillna(0).astype("int64").sort_index()
     frame.index = frame.index.astype(str)
     return frame.rename_axis("month").reset_index()

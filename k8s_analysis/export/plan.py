@@ -45,7 +45,8 @@ class ExportPlan:
             "so at most that many issues and pull requests)",
             f"full export:    about {self.full_requests:,} requests, {self.full_requests / quota:.1%} of an hourly "
             f"budget of {quota:,}; about {format_duration(seconds)} at the measured {self.latency_s * 1000:,.0f} ms "
-            "per request" + (f", plus {windows - 1} wait(s) for the hourly reset" if windows > 1 else ""),
+            "per request" + (f", plus about {windows - 1} hour(s) of waiting for the hourly resets"
+                             if windows > 1 else ""),
             "                (the per-item way would take one request per item: "
             f"about {self.newest_number:,} requests)",
         ]
@@ -58,8 +59,8 @@ class ExportPlan:
             lines.append(f"delta:          items updated since {self.delta_since}: {self.delta_items_first_page}, "
                          "so 1 request (answered 304 and free when nothing changed since the last delta)")
         if self.rate_remaining is not None:
-            lines.append(f"rate budget:    {self.rate_remaining:,} of {quota:,} requests left now; "
-                         f"{self.reserve:,} are kept for other users of the token")
+            kept = f"; {self.reserve:,} are kept for other users of the token" if self.reserve < quota else ""
+            lines.append(f"rate budget:    {self.rate_remaining:,} of {quota:,} requests left now{kept}")
         return lines
 
 

@@ -27,6 +27,12 @@ def check_repository(name: str) -> str:
     return f"{owner}/{repo}"
 
 
+def check_api_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"invalid API URL {url!r}: include the scheme, for example https://api.github.com")
+    return url.rstrip("/")
+
+
 class GitHubIssueSource(IssueSource):
     """Issues and pull requests of one repository, read live from the GitHub REST API.
 
@@ -52,7 +58,7 @@ class GitHubIssueSource(IssueSource):
         remembered = ExportState.load(layout.export_state_path)
         repository = request.repository or self.repository or remembered.repository or DEFAULT_REPOSITORY
         api_url = request.api_url or self.api_url or remembered.api_url or DEFAULT_API_URL
-        return check_repository(repository), api_url.rstrip("/")
+        return check_repository(repository), check_api_url(api_url)
 
     def client(self, api_url: str, log: object = logger) -> GitHubClient:
         policy = RetryPolicy(

@@ -180,6 +180,14 @@ def test_monthly_throughput(items):
     assert result.loc["2024-02"].tolist() == [1, 0]
     assert result.loc["2024-03"].tolist() == [1, 1]
     assert result.loc["2024-04"].tolist() == [0, 1]
+    assert list(result.index) == ["2024-01", "2024-02", "2024-03", "2024-04"]
+
+
+def test_monthly_throughput_fills_gaps(tables):
+    sparse = select_items(tables.issues[tables.issues["number"] == 3], tables.pull_requests.iloc[0:0], "all")
+    result = monthly_throughput(sparse).set_index("month")
+    assert list(result.index) == ["2024-02", "2024-03", "2024-04"]
+    assert result.loc["2024-03"].tolist() == [0, 0]
 
 
 def test_empty_scope_gives_empty_series(tables):

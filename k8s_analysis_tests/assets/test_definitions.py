@@ -25,6 +25,10 @@ EXPECTED_GROUPS = {
     "labels": "tables",
     "release_notes": "tables",
     "kind_bug_classifier": "model",
+    **{name: "analysis" for name in [
+        "created", "closed", "created_vs_closed", "labels_by_name", "labels_by_group", "users_by_created",
+        "users_by_closed", "release_notes_stats", "time_to_close", "monthly_throughput", "analysis_report",
+    ]},
 }
 
 
@@ -127,6 +131,26 @@ def test_graph_promotes_model(full_run):
     assert current.is_symlink()
     assert os.readlink(current) == model["version"]
     assert (current / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_graph_writes_analyses(full_run):
+    root, _, _ = full_run
+    folder = DataLayout(root).analysis_dir
+    backlog = pd.read_parquet(folder / "created_vs_closed-pull_requests.parquet")
+    pull_requests = pd.read_parquet(DataLayout(root).table_path("pull_requests"))
+    assert backlog["created"].sum() == len(pull_requests)
+    assert backlog["open"].iloc[-1] == pull_requests["closed_at"].isna().sum()
+    assert len(list(folder.glob("*.png"))) == 28
+    assert len(list(folder.glob("*.svg"))) == 28
+
+
+@pytest.mark.slow
+def test_graph_writes_report(full_run):
+    root, _, _ = full_run
+    page = (DataLayout(root).analysis_dir / "index.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 28
+    assert "http://" not in page and "https://" not in page
 
 
 @pytest.mark.slow

@@ -234,3 +234,8 @@ def test_raw_issues_survives_every_fault(tmp_path):
     assert result.success
     assert stored == list(range(1, 401))
     assert len(waits) == len(faults)
+
+
+def test_export_api_url_without_scheme(tmp_path):
+    result = cli(tmp_path, "export", "--api-url", "127.0.0.1:9")
+    assert "invalid API URL '127.0.0.1:9': include the scheme" in one_line_error(result)

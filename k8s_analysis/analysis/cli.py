@@ -1,0 +1,71 @@
+"""``k8s-analysis analyze``: compute analyses from the tables and print or save them."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from k8s_analysis.analysis.charts import draw, save, subtitle
+from k8s_analysis.analysis.registry import ANALYSES, SCOPE_TITLES, AnalysisInput, date_range
+from k8s_analysis.analysis.series import AnalysisError, NameFilter
+from k8s_analysis.atomic import write_parquet, write_text
+from k8s_analysis.paths import DataLayout
+
+SAVE_FORMATS = (".png", ".svg", ".csv", ".parquet")
+
+
+def read_tables(layout: DataLayout) -> AnalysisInput:
+    frames = {}
+    for name in ("issues", "pull_requests", "labels"):
+        path = layout.table_path(name)
+        if not path.exists():
+            raise AnalysisError(f"no table {path}: build the tables first with `k8s-analysis --data-dir "
+                                f"{layout.root} run`")
+        frames[name] = pd.read_parquet(path)
+    return AnalysisInput(**frames)
+
+
+def save_series(series: pd.DataFrame, chart: str, title: str, sub: str, target) -> None:
+    suffix = target.suffix.lower()
+    if suffix in (".png", ".svg"):
+        save(draw(chart, series, title, sub), target.with_suffix(""))
+        other = target.with_suffix(".svg" if suffix == ".png" else ".png")
+        other.unlink(missing_ok=True)  # save() writes both formats; keep only the one requested
+    elif suffix == ".csv":
+        write_text(target, series.to_csv(index=False))
+    else:
+        write_parquet(series, target)
+
+
+def run_analyses(args: argparse.Namespace, layout: DataLayout) -> int:
+    if args.save is not None and args.save.suffix.lower() not in SAVE_FORMATS:
+        raise AnalysisError(f"unsupported --save format {args.save.suffix or '(none)'!r} in {args.save}: "
+                            f"use {', '.join(SAVE_FORMATS)}")
+    if args.save is not None and len(args.analyses) > 1:
+        raise AnalysisError("--save writes one analysis; give only one analysis option with it")
+    name_filter = NameFilter(args.include, args.exclude)
+    data = read_tables(layout)
+    scope = args.scope or "all"
+    status = 0
+    for name in args.analyses:
+        analysis = ANALYSES[name]
+        used_scope = scope if scope in analysis.scopes else analysis.scopes[0]
+        if args.scope and used_scope != args.scope:
+            raise AnalysisError(f"--{name.replace('_', '-')} covers {SCOPE_TITLES[used_scope]} only; "
+                                "drop --issues")
+        series = analysis.compute(data, used_scope, name_filter, args.count)
+        if series.empty:
+            print(f"{analysis.title} ({SCOPE_TITLES[used_scope]}): no rows; the selection is empty "
+                  "(check --include, --exclude and the scope)")
+            status = 1
+            continue
+        if args.save is not None:
+            save_series(series, analysis.chart, analysis.title,
+                        subtitle(SCOPE_TITLES[used_scope], date_range(data, used_scope)), args.save)
+            print(f"wrote {args.save} ({len(series):,} rows)")
+        else:
+            print(f"{analysis.title} ({SCOPE_TITLES[used_scope]}):")
+            print(series.to_string(index=False))
+            print()
+    return status
