@@ -55,6 +55,8 @@ def save(figure, base: Path) -> list[Path]:
 
 def _empty(axes) -> None:
     axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes, color="#777777")
+    axes.set_xticks([])
+    axes.set_yticks([])
 
 
 def _dates(axes) -> None:
@@ -132,13 +134,13 @@ def _monthly(series: pd.DataFrame):
     if series.empty:
         _empty(axes)
     else:
-        positions = range(len(series))
-        axes.bar([p - 0.2 for p in positions], series["opened"], width=0.4, label="opened", color="#1f6fb2")
-        axes.bar([p + 0.2 for p in positions], series["closed"], width=0.4, label="closed", color="#e67e22")
-        axes.set_xticks(list(positions), series["month"])
-        _thin_ticks(axes)
+        # Bars on a real date axis: each month's two bars share its first half, side by side.
+        starts = pd.PeriodIndex(series["month"], freq="M").to_timestamp()
+        half = pd.Timedelta(days=13)
+        axes.bar(starts, series["opened"], width=half, align="edge", label="opened", color="#1f6fb2")
+        axes.bar(starts + half, series["closed"], width=half, align="edge", label="closed", color="#e67e22")
+        _dates(axes)
         axes.legend(fontsize=8)
-        axes.grid(axis="y", alpha=0.3)
     axes.set_xlabel("month (UTC)")
     axes.set_ylabel("items")
     return figure
