@@ -39,7 +39,10 @@ class NameFilter:
                 raise AnalysisError(f"invalid regular expression for {option} {pattern!r}: {error}") from None
 
     def apply(self, names: pd.Series) -> pd.Series:
-        """Keep the names that match; each distinct name is tested once, then rows by isin."""
+        return names[self.mask(names)]
+
+    def mask(self, names: pd.Series) -> pd.Series:
+        """Return True for the names to keep; each distinct name is tested once, then rows by isin."""
         distinct = names.dropna().unique()
         kept = set(distinct)
         if self.include:
@@ -48,7 +51,7 @@ class NameFilter:
         if self.exclude:
             pattern = re.compile(self.exclude)
             kept = {name for name in kept if not pattern.search(name)}
-        return names[names.isin(kept)]
+        return names.isin(kept)
 
 
 def check_scope(scope: str) -> str:
@@ -109,10 +112,11 @@ def top_names(names: pd.Series, name_filter: NameFilter, count: int, column: str
 
 
 def select_labels(labels: pd.DataFrame, scope: str) -> pd.DataFrame:
+    is_pull_request = labels["is_pull_request"].fillna(False).astype(bool)
     if check_scope(scope) == "issues":
-        return labels[~labels["is_pull_request"].astype(bool)]
+        return labels[~is_pull_request]
     if scope == "pull_requests":
-        return labels[labels["is_pull_request"].astype(bool)]
+        return labels[is_pull_request]
     return labels
 
 
@@ -130,8 +134,7 @@ def labels_by_group(labels: pd.DataFrame, scope: str = "all", name_filter: NameF
     without a ``/`` have no group and are not counted.
     """
     selected = select_labels(labels, scope)
-    kept = name_filter.apply(selected["label"])
-    groups = selected.loc[kept.index, "group"]
+    groups = selected["group"][name_filter.mask(selected["label"])]
     return top_names(groups, NameFilter(), count, "group")
 
 
