@@ -24,13 +24,15 @@ h2 {{ margin-top: 2.5em; border-bottom: 1px solid #ccc; }}
 img {{ max-width: 100%; }}
 table {{ border-collapse: collapse; font-size: 0.85em; margin-top: 0.5em; }}
 td, th {{ border: 1px solid #ddd; padding: 2px 8px; text-align: right; }}
-nav a {{ margin-right: 1em; }}
+nav ul {{ columns: 3; font-size: 0.85em; }}
 </style>
 </head>
 <body>
 <h1>{title}</h1>
-<p>Data up to {data_date}; {sections} charts. Each table shows the first {rows} rows of the chart's series.</p>
-<nav>{links}</nav>
+<p>Newest item update: {data_date}. {sections} charts; each chart's subtitle gives the span from the first
+item created to the last one closed. Each table shows {rows} rows of the chart's series: the top of a
+ranking, the most recent end of a time series.{skipped}</p>
+<nav><ul>{links}</ul></nav>
 {body}
 </body>
 </html>
@@ -43,6 +45,18 @@ class ReportSection:
     title: str
     png: Path
     series: pd.DataFrame
+    newest_last: bool = False  # a time series: show its last rows
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates as YYYY-MM-DD and fractions to one decimal, for the page's tables."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_datetime64_any_dtype(shown[column]):
+            shown[column] = shown[column].dt.strftime("%Y-%m-%d")
+        elif pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = shown[column].round(1)
+    return shown
 
 
 def image_data_uri(png: Path) -> str:
@@ -50,15 +64,21 @@ def image_data_uri(png: Path) -> str:
 
 
 def section_html(section: ReportSection) -> str:
-    table = section.series.head(TABLE_ROWS).to_html(index=False, border=0)
+    rows = section.series.tail(TABLE_ROWS) if section.newest_last else section.series.head(TABLE_ROWS)
+    table = readable(rows).to_html(index=False, border=0)
     return (f'<h2 id="{section.anchor}">{html.escape(section.title)}</h2>\n'
             f'<img src="{image_data_uri(section.png)}" alt="{html.escape(section.title)}">\n{table}')
 
 
-def write_report(sections: list[ReportSection], data_date: str, path: Path, title: str) -> Path:
-    """Write the page atomically; the images are embedded, so it opens offline."""
-    links = " ".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in sections)
+def write_report(sections: list[ReportSection], data_date: str, path: Path, title: str,
+                 skipped: list[str] = ()) -> Path:
+    """Write the page atomically; the images are embedded, so it opens offline.
+
+    ``skipped`` names the charts left out because their series has no rows.
+    """
+    links = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
     body = "\n".join(section_html(section) for section in sections)
+    note = f" Left out for lack of data: {html.escape(', '.join(skipped))}." if skipped else ""
     write_text(path, PAGE.format(title=html.escape(title), data_date=html.escape(data_date),
-                                 sections=len(sections), rows=TABLE_ROWS, links=links, body=body))
+                                 sections=len(sections), rows=TABLE_ROWS, links=links, body=body, skipped=note))
     return path

@@ -13,14 +13,17 @@ from k8s_analysis.atomic import write_parquet
 from k8s_analysis.resources import DataDirResource
 
 GROUP = "analysis"
+# Labels every merged Kubernetes PR carries and accounts that are bots say little about the project.
+DEFAULT_EXCLUDE = r"^(lgtm|approved|cncf-cla: yes|k8s-ci-robot|k8s-triage-robot)$|^size/|\[bot\]$"
+TIME_SERIES_CHARTS = ("cumulative", "backlog", "quarterly", "monthly")
 PREVIEW_ROWS = 10
 
 
 class AnalysisConfig(dg.Config):
     include: str | None = None
     """Regular expression: keep only names (labels or users) that match it."""
-    exclude: str | None = None
-    """Regular expression: drop names that match it, for example ^(lgtm|approved)$|^size/ or \\[bot\\]$."""
+    exclude: str | None = DEFAULT_EXCLUDE
+    """Regular expression: drop names that match it. The default drops Prow's process labels and bots."""
     count: int = 25
     """How many names a ranking shows."""
 
@@ -68,15 +71,20 @@ def analysis_report(context: dg.AssetExecutionContext, data_dir: DataDirResource
                     pull_requests: pd.DataFrame, issues: pd.DataFrame) -> dg.MaterializeResult:
     """data/analysis/index.html: every chart and the numbers behind it, in one page that opens offline."""
     folder = data_dir.layout().analysis_dir
-    sections = []
+    sections, skipped = [], []
     for analysis in ANALYSES.values():
         for scope in analysis.scopes:
             base = folder / f"{analysis.name}-{scope}"
-            sections.append(ReportSection(f"{analysis.name}-{scope}", f"{analysis.title} ({SCOPE_TITLES[scope]})",
-                                          base.with_suffix(".png"), pd.read_parquet(base.with_suffix(".parquet"))))
+            title = f"{analysis.title} ({SCOPE_TITLES[scope]})"
+            series = pd.read_parquet(base.with_suffix(".parquet"))
+            if series.empty:
+                skipped.append(title)
+                continue
+            sections.append(ReportSection(f"{analysis.name}-{scope}", title, base.with_suffix(".png"), series,
+                                          newest_last=analysis.chart in TIME_SERIES_CHARTS))
     newest = pd.concat([issues["updated_at"], pull_requests["updated_at"]]).max()
     data_date = "no data" if pd.isna(newest) else f"{newest:%Y-%m-%d %H:%M} UTC"
-    path = write_report(sections, data_date, folder / "index.html", "k8s-analysis report")
+    path = write_report(sections, data_date, folder / "index.html", "k8s-analysis report", skipped)
     context.log.info("wrote %s with %s charts", path, len(sections))
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "charts": len(sections),
-                                          "data_date": data_date})
+                                          "charts_without_data": len(skipped), "data_date": data_date})
