@@ -23,18 +23,14 @@ import argparse
 import json
 import random
 import re
-import resource
-import subprocess
-import sys
-import tarfile
 import tempfile
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPOSITORY.parent / "shared" / "data"
+from common import peak_rss_mb, real_objects, run_stage  # benchmarks/ is on sys.path when run as a script
+
 TABLES = ("issues", "pull_requests", "labels")
 SCOPES = ("all", "issues", "pull_requests")
 LABEL_EXCLUDE = "^(lgtm|approved)$|^size/"
@@ -42,14 +38,6 @@ TOP_COUNT = 25
 FIRST_CREATED = datetime(2016, 1, 1, tzinfo=timezone.utc)
 SPAN = timedelta(days=3652)
 TARGET_SECONDS = 20.0
-
-
-def real_objects() -> list[dict]:
-    archive = SHARED_DATA / "kubernetes-prs" / "kubernetes-prs-api.tar.xz"
-    with tarfile.open(archive) as tar:
-        kubernetes = json.load(tar.extractfile("api.json"))
-    replay = json.loads((SHARED_DATA / "pygithub-replaydata" / "issues_from_replaydata.json").read_text())
-    return kubernetes + replay
 
 
 def github_time(moment: datetime) -> str:
@@ -78,10 +66,6 @@ def synthetic_items(count: int, seed: int = 135):
         item["created_at"] = github_time(created)
         item["updated_at"] = github_time(last_change + timedelta(seconds=rng.uniform(0, 30 * 86_400)))
         yield item
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def stage_tables(tables_dir: Path, count: int) -> dict:
@@ -192,13 +176,6 @@ def stage_reference(tables_dir: Path) -> dict:
             "top_labels": dict(ranking)}
 
 
-def run_stage(*args: str) -> dict:
-    output = subprocess.run(
-        [sys.executable, __file__, "--stage", *args], check=True, capture_output=True, text=True
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
-
-
 def child(args: argparse.Namespace) -> None:
     tables_dir = Path(args.work)
     if args.stage == "tables":
@@ -258,9 +235,9 @@ def main() -> None:
         child(args)
         return
     with tempfile.TemporaryDirectory(prefix="k8s-analysis-bench-") as work:
-        tables = run_stage("tables", "--work", work, "--items", str(args.items))
-        series_figures = run_stage("series", "--work", work)
-        reference = run_stage("reference", "--work", work)
+        tables = run_stage(__file__, "tables", "--work", work, "--items", str(args.items))
+        series_figures = run_stage(__file__, "series", "--work", work)
+        reference = run_stage(__file__, "reference", "--work", work)
     check_same_results(series_figures, reference)
     report(tables, series_figures, reference)
 

@@ -17,26 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPOSITORY.parent / "shared" / "data"
+from common import peak_rss_mb, real_objects, run_stage  # benchmarks/ is on sys.path when run as a script
+
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 2048.0
-
-
-def real_objects() -> list[dict]:
-    archive = SHARED_DATA / "kubernetes-prs" / "kubernetes-prs-api.tar.xz"
-    with tarfile.open(archive) as tar:
-        kubernetes = json.load(tar.extractfile("api.json"))
-    replay = json.loads((SHARED_DATA / "pygithub-replaydata" / "issues_from_replaydata.json").read_text())
-    return kubernetes + replay
 
 
 def synthetic_items(count: int):
@@ -47,10 +35,6 @@ def synthetic_items(count: int):
         item["id"] = 10_000_000_000 + index
         item["number"] = index + 1
         yield item
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def stage_import(store_dir: Path, count: int) -> dict:
@@ -85,13 +69,6 @@ def stage_reference(store_dir: Path) -> dict:
     return {"seconds": time.perf_counter() - started, "items": len(frame)}
 
 
-def run_stage(*args: str) -> dict:
-    output = subprocess.run(
-        [sys.executable, __file__, "--stage", *args], check=True, capture_output=True, text=True
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
-
-
 def child(args: argparse.Namespace) -> None:
     store_dir = Path(args.work) / "raw"
     if args.stage == "import":
@@ -120,9 +97,9 @@ def main() -> None:
         child(args)
         return
     with tempfile.TemporaryDirectory(prefix="k8s-analysis-bench-") as work:
-        imported = run_stage("import", "--work", work, "--items", str(args.items))
-        tables = run_stage("tables", "--work", work)
-        reference = run_stage("reference", "--work", work)
+        imported = run_stage(__file__, "import", "--work", work, "--items", str(args.items))
+        tables = run_stage(__file__, "tables", "--work", work)
+        reference = run_stage(__file__, "reference", "--work", work)
     report("import", imported)
     report("tables", tables)
     report("reference", reference)
