@@ -24,11 +24,17 @@ LABEL_WIDTH = 38  # characters per line of a bar label before it wraps
 DPI = 110
 
 
-def subtitle(scope_title: str, span: tuple[pd.Timestamp, pd.Timestamp] | None) -> str:
+def subtitle(scope_title: str, span: tuple[pd.Timestamp, pd.Timestamp] | None, name_filter=None) -> str:
+    """Say which items the chart covers, their dates, and any name filter applied."""
     if span is None:
         return f"{scope_title}: no data"
     first, last = span
-    return f"{scope_title}, {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+    text = f"{scope_title}, {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+    if name_filter is not None and name_filter.include:
+        text += f"; only names matching {name_filter.include}"
+    if name_filter is not None and name_filter.exclude:
+        text += f"; without names matching {name_filter.exclude}"
+    return text
 
 
 def draw(chart: str, series: pd.DataFrame, title: str, sub: str):
@@ -44,13 +50,17 @@ def draw(chart: str, series: pd.DataFrame, title: str, sub: str):
 
 def save(figure, base: Path) -> list[Path]:
     """Write ``base.png`` and ``base.svg`` atomically and close the figure."""
-    paths = []
-    for suffix in FORMATS:
-        path = base.with_suffix(f".{suffix}")
-        write_with(path, lambda tmp, suffix=suffix: figure.savefig(tmp, format=suffix, dpi=DPI))
-        paths.append(path)
+    paths = [save_as(figure, base.parent / f"{base.name}.{suffix}", suffix, close=False) for suffix in FORMATS]
     plt.close(figure)
     return paths
+
+
+def save_as(figure, path: Path, image_format: str, close: bool = True) -> Path:
+    """Write the figure to exactly ``path`` in ``image_format`` (png or svg), atomically."""
+    write_with(path, lambda tmp: figure.savefig(tmp, format=image_format, dpi=DPI))
+    if close:
+        plt.close(figure)
+    return path
 
 
 def _empty(axes) -> None:
@@ -113,20 +123,30 @@ def _quarterly(series: pd.DataFrame):
     if series.empty:
         _empty(axes)
     for kind, color in (("issue", "#8e44ad"), ("pull request", "#1f6fb2")):
-        rows = series[series["type"] == kind]
+        rows = quarters_with_gaps(series[series["type"] == kind])
         if rows.empty:
             continue
-        axes.plot(rows["quarter"], rows["median_days"], marker="o", color=color, label=f"{kind}s, median")
-        axes.plot(rows["quarter"], rows["p90_days"], marker=".", linestyle="--", color=color,
+        axes.plot(rows.index, rows["median_days"], marker="o", color=color, label=f"{kind}s, median")
+        axes.plot(rows.index, rows["p90_days"], marker=".", linestyle="--", color=color,
                   label=f"{kind}s, 90th percentile")
     if not series.empty:
         axes.legend(fontsize=8)
-        axes.set_yscale("symlog", linthresh=1)
-        _thin_ticks(axes)
+        _dates(axes)
+        axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
     axes.set_xlabel("quarter of closing")
     axes.set_ylabel("days from creation to close")
     return figure
+
+
+def quarters_with_gaps(rows: pd.DataFrame) -> pd.DataFrame:
+    """Index rows by the middle of their quarter, with empty quarters as NaN so lines break there."""
+    if rows.empty:
+        return rows
+    periods = pd.PeriodIndex(rows["quarter"], freq="Q")
+    indexed = rows.set_index(periods).reindex(pd.period_range(periods.min(), periods.max(), freq="Q"))
+    indexed.index = indexed.index.to_timestamp(how="start") + pd.Timedelta(days=45)
+    return indexed
 
 
 def _monthly(series: pd.DataFrame):
@@ -144,14 +164,3 @@ def _monthly(series: pd.DataFrame):
     axes.set_xlabel("month (UTC)")
     axes.set_ylabel("items")
     return figure
-
-
-def _thin_ticks(axes, most: int = 16) -> None:
-    """Show at most ``most`` category labels, rotated, so long axes stay readable."""
-    labels = axes.get_xticklabels()
-    step = max(1, len(labels) // most + (1 if len(labels) % most else 0))
-    for index, label in enumerate(labels):
-        label.set_visible(index % step == 0)
-        label.set_rotation(45)
-        label.set_horizontalalignment("right")
-        label.set_fontsize(8)

@@ -6,8 +6,11 @@ import argparse
 
 import pandas as pd
 
-from k8s_analysis.analysis.charts import draw, save, subtitle
+import sys
+
+from k8s_analysis.analysis.charts import draw, save_as, subtitle
 from k8s_analysis.analysis.registry import ANALYSES, SCOPE_TITLES, AnalysisInput, date_range
+from k8s_analysis.analysis.report import readable
 from k8s_analysis.analysis.series import AnalysisError, NameFilter
 from k8s_analysis.atomic import write_parquet, write_text
 from k8s_analysis.paths import DataLayout
@@ -27,11 +30,10 @@ def read_tables(layout: DataLayout) -> AnalysisInput:
 
 
 def save_series(series: pd.DataFrame, chart: str, title: str, sub: str, target) -> None:
+    """Write exactly ``target``, in the format its suffix names; nothing else is written or removed."""
     suffix = target.suffix.lower()
     if suffix in (".png", ".svg"):
-        save(draw(chart, series, title, sub), target.with_suffix(""))
-        other = target.with_suffix(".svg" if suffix == ".png" else ".png")
-        other.unlink(missing_ok=True)  # save() writes both formats; keep only the one requested
+        save_as(draw(chart, series, title, sub), target, suffix[1:])
     elif suffix == ".csv":
         write_text(target, series.to_csv(index=False))
     else:
@@ -44,6 +46,12 @@ def run_analyses(args: argparse.Namespace, layout: DataLayout) -> int:
                             f"use {', '.join(SAVE_FORMATS)}")
     if args.save is not None and len(args.analyses) > 1:
         raise AnalysisError("--save writes one analysis; give only one analysis option with it")
+    if args.save is not None and not args.save.parent.resolve().is_dir():
+        raise AnalysisError(f"cannot save to {args.save}: the folder {args.save.parent} does not exist")
+    ranked = [name for name in args.analyses if ANALYSES[name].ranked]
+    if not ranked and (args.include or args.exclude or args.count != 25):
+        print("note: --include, --exclude and --count apply to rankings (labels, users) only; ignored here",
+              file=sys.stderr)
     name_filter = NameFilter(args.include, args.exclude)
     data = read_tables(layout)
     scope = args.scope or "all"
@@ -56,16 +64,20 @@ def run_analyses(args: argparse.Namespace, layout: DataLayout) -> int:
                                 "drop --issues")
         series = analysis.compute(data, used_scope, name_filter, args.count)
         if series.empty:
-            print(f"{analysis.title} ({SCOPE_TITLES[used_scope]}): no rows; the selection is empty "
-                  "(check --include, --exclude and the scope)")
+            if data.items(used_scope).empty:
+                reason = f"the tables hold no {SCOPE_TITLES[used_scope]}"
+            else:
+                reason = "the selection is empty (check --include and --exclude)"
+            print(f"{analysis.title} ({SCOPE_TITLES[used_scope]}): no rows; {reason}")
             status = 1
             continue
         if args.save is not None:
             save_series(series, analysis.chart, analysis.title,
-                        subtitle(SCOPE_TITLES[used_scope], date_range(data, used_scope)), args.save)
+                        subtitle(SCOPE_TITLES[used_scope], date_range(data, used_scope),
+                                 name_filter if analysis.ranked else None), args.save)
             print(f"wrote {args.save} ({len(series):,} rows)")
         else:
             print(f"{analysis.title} ({SCOPE_TITLES[used_scope]}):")
-            print(series.to_string(index=False))
+            print(readable(series).to_string(index=False))
             print()
     return status

@@ -32,6 +32,11 @@ class Analysis:
     ranked: bool = False  # takes --include/--exclude/--count
     scopes: tuple[str, ...] = s.SCOPES
     uses_labels: bool = False
+    default_exclude: str | None = None  # used by the asset when its config sets no exclude
+
+
+# Labels that Prow puts on nearly every merged Kubernetes PR say little about the project.
+PROCESS_LABELS = r"^(lgtm|approved|cncf-cla: yes)$|^size/"
 
 
 ANALYSES = {
@@ -44,9 +49,11 @@ ANALYSES = {
         Analysis("created_vs_closed", "Open backlog (created minus closed)", "backlog",
                  lambda data, scope, f, n: s.created_vs_closed(data.items(scope))),
         Analysis("labels_by_name", "Labels by name", "ranking",
-                 lambda data, scope, f, n: s.labels_by_name(data.labels, scope, f, n), ranked=True, uses_labels=True),
+                 lambda data, scope, f, n: s.labels_by_name(data.labels, scope, f, n), ranked=True, uses_labels=True,
+                 default_exclude=PROCESS_LABELS),
         Analysis("labels_by_group", "Labels by group", "ranking",
-                 lambda data, scope, f, n: s.labels_by_group(data.labels, scope, f, n), ranked=True, uses_labels=True),
+                 lambda data, scope, f, n: s.labels_by_group(data.labels, scope, f, n), ranked=True, uses_labels=True,
+                 default_exclude=PROCESS_LABELS),
         Analysis("users_by_created", "Users by items created", "ranking",
                  lambda data, scope, f, n: s.users_by_created(data.items(scope), f, n), ranked=True),
         Analysis("users_by_closed", "Users by items closed", "ranking",

@@ -74,11 +74,13 @@ def write_report(sections: list[ReportSection], data_date: str, path: Path, titl
                  skipped: list[str] = ()) -> Path:
     """Write the page atomically; the images are embedded, so it opens offline.
 
-    ``skipped`` names the charts left out because their series has no rows.
+    ``skipped`` names the charts left out: series without rows, or "all" charts that repeat the
+    pull-request (or issue) charts because the data holds only one kind of item.
     """
     links = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
     body = "\n".join(section_html(section) for section in sections)
-    note = f" Left out for lack of data: {html.escape(', '.join(skipped))}." if skipped else ""
+    note = (f" Left out because they have no data or repeat another chart: {html.escape(', '.join(skipped))}."
+            if skipped else "")
     write_text(path, PAGE.format(title=html.escape(title), data_date=html.escape(data_date),
                                  sections=len(sections), rows=TABLE_ROWS, links=links, body=body, skipped=note))
     return path

@@ -95,11 +95,15 @@ def closed_over_time(items: pd.DataFrame) -> pd.DataFrame:
 
 
 def created_vs_closed(items: pd.DataFrame) -> pd.DataFrame:
-    """Count the open backlog by day: +1 when an item is created, -1 when it is closed."""
+    """Count the open backlog by day: +1 when an item is created, -1 when it is closed.
+
+    ``created_that_day`` and ``closed_that_day`` are daily counts; ``open`` is the running total.
+    """
     created = daily_counts(items["created_at"])
     closed = daily_counts(items["closed_at"])
-    frame = pd.DataFrame({"created": created, "closed": closed}).fillna(0).astype("int64").sort_index()
-    frame["open"] = (frame["created"] - frame["closed"]).cumsum()
+    frame = pd.DataFrame({"created_that_day": created, "closed_that_day": closed})
+    frame = frame.fillna(0).astype("int64").sort_index()
+    frame["open"] = (frame["created_that_day"] - frame["closed_that_day"]).cumsum()
     return frame.rename_axis("date").reset_index()
 
 

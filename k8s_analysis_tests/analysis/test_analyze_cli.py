@@ -75,6 +75,38 @@ def test_bad_options_explained(data_dir, arguments, message):
     assert "Traceback" not in result.stderr
 
 
+def test_save_writes_only_target(data_dir, tmp_path):
+    (tmp_path / "chart.svg").write_text("keep me")
+    target = tmp_path / "chart.v1.PNG"
+    result = analyze(data_dir, "--created", "--save", str(target))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.svg", "chart.v1.PNG"]
+    assert (tmp_path / "chart.svg").read_text() == "keep me"
+    assert target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_save_into_missing_folder_refused(data_dir, tmp_path):
+    result = analyze(data_dir, "--created", "--save", str(tmp_path / "missing" / "x.png"))
+    assert result.returncode == 2
+    assert "the folder" in result.stderr and "does not exist" in result.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_filter_on_time_series_noted(data_dir):
+    result = analyze(data_dir, "--created", "--include", "x")
+    assert result.returncode == 0
+    assert "apply to rankings (labels, users) only" in result.stderr
+
+
+def test_empty_scope_explained(data_dir, tmp_path):
+    tables = build_item_tables([item for item in FIXTURE if "pull_request" in item])
+    for name in ("issues", "pull_requests", "labels"):
+        write_parquet(getattr(tables, name), tmp_path / "tables" / f"{name}.parquet")
+    result = analyze(tmp_path, "--created", "--issues")
+    assert result.returncode == 1
+    assert "the tables hold no issues" in result.stdout
+
+
 def test_empty_selection_explained(data_dir):
     result = analyze(data_dir, "--users-by-created", "--include", "nobody-matches-this")
     assert result.returncode == 1

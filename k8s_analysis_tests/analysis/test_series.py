@@ -97,8 +97,8 @@ def test_backlog_by_hand(items):
         "2024-01-01", "2024-01-02", "2024-01-03", "2024-01-05", "2024-02-10", "2024-03-01", "2024-03-11",
         "2024-04-10",
     ]
-    assert list(backlog["created"]) == [2, 1, 1, 0, 1, 1, 0, 0]
-    assert list(backlog["closed"]) == [0, 0, 2, 1, 0, 0, 1, 1]
+    assert list(backlog["created_that_day"]) == [2, 1, 1, 0, 1, 1, 0, 0]
+    assert list(backlog["closed_that_day"]) == [0, 0, 2, 1, 0, 0, 1, 1]
     assert list(backlog["open"]) == [2, 3, 2, 1, 2, 3, 2, 1]
 
 

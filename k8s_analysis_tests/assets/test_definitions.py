@@ -139,7 +139,7 @@ def test_graph_writes_analyses(full_run):
     folder = DataLayout(root).analysis_dir
     backlog = pd.read_parquet(folder / "created_vs_closed-pull_requests.parquet")
     pull_requests = pd.read_parquet(DataLayout(root).table_path("pull_requests"))
-    assert backlog["created"].sum() == len(pull_requests)
+    assert backlog["created_that_day"].sum() == len(pull_requests)
     assert backlog["open"].iloc[-1] == pull_requests["closed_at"].isna().sum()
     assert len(list(folder.glob("*.png"))) == 28
     assert len(list(folder.glob("*.svg"))) == 28
@@ -150,10 +150,12 @@ def test_graph_writes_report(full_run):
     root, _, _ = full_run
     folder = DataLayout(root).analysis_dir
     page = (folder / "index.html").read_text()
-    with_rows = [p for p in folder.glob("*.parquet") if len(pd.read_parquet(p))]
-    assert len(with_rows) == 19  # the shared export holds no issues, so the 9 issue-only series are empty
-    assert page.count('src="data:image/png;base64,') == len(with_rows)
-    assert "Left out for lack of data: Items created over time (issues)" in page
+    pull_request_charts = list(folder.glob("*-pull_requests.png"))
+    # The shared export holds no issues: issue charts are empty and "all" repeats the PR charts.
+    assert len(pull_request_charts) == 10
+    assert page.count('src="data:image/png;base64,') == len(pull_request_charts)
+    assert "Items created over time (issues)" in page.split("</p>")[0]
+    assert "Items created over time (issues and pull requests)" in page.split("</p>")[0]
     assert "http://" not in page and "https://" not in page
 
 
