@@ -9,6 +9,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+# Names and filters are plain text: "robot$|\[bot\]$" must not be read as a maths formula.
+matplotlib.rcParams["text.parse_math"] = False
 
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,10 +32,14 @@ def subtitle(scope_title: str, span: tuple[pd.Timestamp, pd.Timestamp] | None, n
         return f"{scope_title}: no data"
     first, last = span
     text = f"{scope_title}, {first:%Y-%m-%d} to {last:%Y-%m-%d}"
-    if name_filter is not None and name_filter.include:
+    if name_filter is None:
+        return text
+    if name_filter.include:
         text += f"; only names matching {name_filter.include}"
-    if name_filter is not None and name_filter.exclude:
+    if name_filter.exclude:
         text += f"; without names matching {name_filter.exclude}"
+    if not name_filter.include and not name_filter.exclude:
+        text += "; no name filter"
     return text
 
 

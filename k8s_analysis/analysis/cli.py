@@ -35,7 +35,7 @@ def save_series(series: pd.DataFrame, chart: str, title: str, sub: str, target) 
     if suffix in (".png", ".svg"):
         save_as(draw(chart, series, title, sub), target, suffix[1:])
     elif suffix == ".csv":
-        write_text(target, series.to_csv(index=False))
+        write_text(target, readable(series).to_csv(index=False))
     else:
         write_parquet(series, target)
 
@@ -47,7 +47,8 @@ def run_analyses(args: argparse.Namespace, layout: DataLayout) -> int:
     if args.save is not None and len(args.analyses) > 1:
         raise AnalysisError("--save writes one analysis; give only one analysis option with it")
     if args.save is not None and not args.save.parent.resolve().is_dir():
-        raise AnalysisError(f"cannot save to {args.save}: the folder {args.save.parent} does not exist")
+        problem = "is not a folder" if args.save.parent.exists() else "does not exist"
+        raise AnalysisError(f"cannot save to {args.save}: {args.save.parent} {problem}")
     ranked = [name for name in args.analyses if ANALYSES[name].ranked]
     if not ranked and (args.include or args.exclude or args.count != 25):
         print("note: --include, --exclude and --count apply to rankings (labels, users) only; ignored here",

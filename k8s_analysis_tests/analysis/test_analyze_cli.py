@@ -88,8 +88,17 @@ def test_save_writes_only_target(data_dir, tmp_path):
 def test_save_into_missing_folder_refused(data_dir, tmp_path):
     result = analyze(data_dir, "--created", "--save", str(tmp_path / "missing" / "x.png"))
     assert result.returncode == 2
-    assert "the folder" in result.stderr and "does not exist" in result.stderr
+    assert "does not exist" in result.stderr
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_dollar_filter_in_chart(data_dir, tmp_path, suffix):
+    """Regular expressions with two $ signs are plain text in the subtitle, not a formula."""
+    target = tmp_path / f"users{suffix}"
+    result = analyze(data_dir, "--users-by-closed", "--exclude", r"robot$|\[bot\]$", "--save", str(target))
+    assert result.returncode == 0, result.stderr
+    assert target.stat().st_size > 0
 
 
 def test_filter_on_time_series_noted(data_dir):

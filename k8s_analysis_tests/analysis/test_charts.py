@@ -47,3 +47,13 @@ def test_only_issue_groups_empty(real_data):
 def test_real_data_has_issues_and_prs(real_data):
     assert len(real_data.issues) == 64
     assert len(real_data.pull_requests) == 744 + 324
+
+
+def test_subtitle_keeps_dollar_signs(real_data):
+    from k8s_analysis.analysis.charts import subtitle as make_subtitle
+
+    text = make_subtitle("pull requests", date_range(real_data, "pull_requests"), NameFilter(exclude=r"a$|b$"))
+    figure = draw("ranking", ANALYSES["users_by_closed"].compute(real_data, "all", NameFilter(), 5), "t", text)
+    figure.canvas.draw()
+    assert figure.axes[0].get_title(loc="left").endswith("without names matching a$|b$")
+    assert make_subtitle("issues", date_range(real_data, "issues"), NameFilter()).endswith("; no name filter")
