@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model-dir", type=Path, help="model version folder (default: DATA_DIR/models/current)")
     predict.add_argument("--test", action="store_true",
                          help="judge one known bug note and one known non-bug note; fail if either is wrong")
+    predict.add_argument("--input", type=Path, metavar="FILE",
+                         help="score a JSON Lines file of {\"text\": ...} objects instead of TEXT")
+    predict.add_argument("--output", type=Path, metavar="FILE",
+                         help="with --input: where to write the objects with probability and kind_bug added")
     return parser
 
 
@@ -262,8 +266,10 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
     from k8s_analysis.model.bundle import ModelLoadError, Predictor
     from k8s_analysis.model.text import clean_text
 
-    if args.test == bool(args.text):
-        parser.error("predict needs TEXT or --test, not both")
+    if (args.input is None) != (args.output is None):
+        parser.error("--input and --output go together")
+    if sum([args.test, bool(args.text), args.input is not None]) != 1:
+        parser.error("predict needs one of TEXT, --test or --input/--output")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error(f"invalid --threshold {args.threshold}: a probability threshold lies between 0 and 1")
     if args.text and not clean_text(args.text):
@@ -280,6 +286,15 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
     threshold = predictor.threshold if args.threshold is None else args.threshold
     if args.test:
         return self_test(predictor, threshold)
+    if args.input is not None:
+        from k8s_analysis.model.scoring import score_file
+
+        report = score_file(predictor, args.input, args.output, threshold)
+        print(f"scored {report.scored:,} notes into {args.output} (threshold {threshold:.3f}, "
+              f"model {predictor.version}); {len(report.problems)} line(s) skipped")
+        for problem in report.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1 if report.problems else 0
     probability = float(predictor.predict_proba([args.text])[0])
     verdict = "kind/bug" if probability >= threshold else "not kind/bug"
     print(f"{probability:.4f} {verdict} (threshold {threshold:.3f}, model {predictor.version})")

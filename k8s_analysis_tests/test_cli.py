@@ -1,5 +1,6 @@
 """The k8s-analysis command as a user runs it: separate processes, a fresh data directory."""
 
+import json
 import os
 import subprocess
 import sys
@@ -112,7 +113,8 @@ def test_predict_missing_model_dir(tmp_path):
         (["   "], "has no words"),
         (["<!-- only a comment -->"], "has no words"),
         (["a note", "--threshold", "1.5"], "invalid --threshold 1.5"),
-        (["a note", "--test"], "not both"),
+        (["a note", "--test"], "needs one of TEXT, --test or --input/--output"),
+        (["--input", "notes.jsonl"], "--input and --output go together"),
     ],
 )
 def test_predict_rejects_bad_arguments(tmp_path, arguments, message):
@@ -139,4 +141,29 @@ def test_run_on_empty_store_says_import(tmp_path):
 def test_predict_needs_text_or_test(tmp_path):
     result = cli("--data-dir", str(tmp_path), "predict")
     assert result.returncode == 2
-    assert "needs TEXT or --test" in result.stderr
+    assert "needs one of TEXT, --test or --input/--output" in result.stderr
+
+
+@pytest.mark.slow
+def test_predict_scores_jsonl(data_dir, tmp_path):
+    notes = tmp_path / "notes.jsonl"
+    lines = [
+        {"text": "Fixed a panic in kube-proxy when the node has no addresses.", "pr": 1, "sigs": ["network"]},
+        {"title": "no text here"},
+        "not json",
+        {"text": "Added the --wait flag to kubectl delete.", "pr": 2},
+    ]
+    notes.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
+    output = tmp_path / "scored.jsonl"
+    result = cli("--data-dir", str(data_dir), "predict", "--input", str(notes), "--output", str(output))
+    scored = [json.loads(line) for line in output.read_text().splitlines()]
+    single = cli("--data-dir", str(data_dir), "predict", lines[0]["text"])
+    assert result.returncode == 1
+    assert "scored 2 notes" in result.stdout
+    assert f"{notes}:2: no \"text\"" in result.stderr
+    assert f"{notes}:3: invalid JSON" in result.stderr
+    assert [note["pr"] for note in scored] == [1, 2]
+    assert scored[0]["sigs"] == ["network"]
+    assert scored[0]["probability"] == pytest.approx(float(single.stdout.split()[0]), abs=1e-4)
+    assert scored[0]["kind_bug"] is True
+    assert scored[1]["kind_bug"] is False

@@ -1,0 +1,65 @@
+"""Score a JSON Lines file of release notes: each object gets ``probability`` and ``kind_bug``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from k8s_analysis.atomic import atomic_path
+from k8s_analysis.model.text import clean_text
+
+BATCH = 1_000
+
+
+@dataclass
+class ScoreReport:
+    scored: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def read_notes(path: Path, report: ScoreReport) -> Iterator[dict]:
+    """Yield the scorable objects; a line that is not an object with text is reported, not fatal."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                note = json.loads(line)
+            except json.JSONDecodeError as error:
+                report.problems.append(f"{path}:{number}: invalid JSON ({error.msg})")
+                continue
+            text = note.get("text") if isinstance(note, dict) else None
+            if not isinstance(text, str) or not clean_text(text):
+                report.problems.append(f"{path}:{number}: no \"text\" with words in it; line skipped")
+                continue
+            yield note
+
+
+def score_file(predictor, source: Path, target: Path, threshold: float) -> ScoreReport:
+    """Write ``target`` atomically: every scorable object of ``source`` with its score added.
+
+    Other fields, ``sigs`` and ``areas`` included, pass through unchanged.
+    """
+    if not source.is_file():
+        raise FileNotFoundError(f"no input file {source}")
+    report = ScoreReport()
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        batch: list[dict] = []
+        for note in read_notes(source, report):
+            batch.append(note)
+            if len(batch) >= BATCH:
+                report.scored += write_batch(predictor, batch, threshold, out)
+                batch = []
+        if batch:
+            report.scored += write_batch(predictor, batch, threshold, out)
+    return report
+
+
+def write_batch(predictor, notes: list[dict], threshold: float, out) -> int:
+    probabilities = predictor.predict_proba([note["text"] for note in notes])
+    for note, probability in zip(notes, probabilities, strict=True):
+        scored = {**note, "probability": round(float(probability), 6), "kind_bug": bool(probability >= threshold)}
+        out.write(json.dumps(scored, ensure_ascii=False) + "\n")
+    return len(notes)
