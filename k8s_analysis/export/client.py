@@ -88,7 +88,6 @@ class RateBudget:
 class Page:
     """One list response: its items, the next cursor URL, and its ETag."""
 
-    url: str
     status: int
     items: list[dict] = field(default_factory=list)
     next_url: str | None = None
@@ -190,10 +189,10 @@ class GitHubClient:
     def get_page(self, url: str, etag: str | None = None) -> Page:
         status, headers, data = self.get_json(url, etag)
         if status == 304:
-            return Page(url, status, etag=etag)
+            return Page(status, etag=etag)
         if not isinstance(data, list):
             raise GitHubError(f"GET {url} returned a JSON {type(data).__name__}, expected a list of issues")
-        return Page(url, status, data, next_link(headers), headers.get("etag"))
+        return Page(status, data, next_link(headers), headers.get("etag"))
 
     def get_item(self, url: str) -> tuple[int, object]:
         """GET one issue; a 404 or 410 status (a deleted item) is returned, not raised."""
