@@ -14,7 +14,7 @@ SHARED_DATA = REPOSITORY.parent / "shared" / "data"
 
 
 def real_objects() -> list[dict]:
-    """The 744 kubernetes pull requests and the 388 issue objects of other repositories."""
+    """Return the 744 kubernetes pull requests and the 388 issue objects of other repositories."""
     archive = SHARED_DATA / "kubernetes-prs" / "kubernetes-prs-api.tar.xz"
     with tarfile.open(archive) as tar:
         kubernetes = json.load(tar.extractfile("api.json"))

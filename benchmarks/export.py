@@ -11,7 +11,7 @@ Figures printed:
   issue, which fetches the single issue) on a 2,000-item slice without added latency, as
   requests per item, scaled to the full repository for the ratio;
 - a delta after 300 items changed (target: at most 5 requests);
-- a delta with nothing changed (target: 1 request, answered 304).
+- a delta with nothing changed (target: 1 request that returns 304).
 
 Run: ``.venv/bin/python benchmarks/export.py [--items 135000] [--latency-ms 50]``
 """

@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Database migrations log every step at INFO on a new Dagster instance.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # TensorFlow's C++ start-up banners (oneDNN, CPU features) say nothing a user acts on.
+    # TensorFlow's C++ start-up banners (oneDNN, CPU features) are noise to a user.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     layout = DataLayout(resolve_data_dir(getattr(args, "data_dir", None)))
     try:
@@ -205,7 +205,7 @@ def check_export(args: argparse.Namespace, layout: DataLayout) -> None:
 
     Checks the repository name, the token and API URL (``GET /rate_limit``, which GitHub
     does not count), that the repository exists (one request), that this data directory
-    holds no other repository, and that no other import or export is writing to it.
+    contains no other repository, and that no other import or export is writing to it.
     """
     from k8s_analysis.export.exporter import check_same_source
     from k8s_analysis.export.state import ExportState, exclusive_writer

@@ -84,7 +84,7 @@ def plan_path(path: Path, plan: ImportPlan) -> None:
     if path.is_dir():
         files = find_release_note_files(path)
         if not files:
-            raise ExportReadError(path, "the folder holds no .json files",
+            raise ExportReadError(path, "the folder contains no .json files",
                                   "Give a folder of published release-notes JSON files.")
         plan.release_note_files.extend(ReleaseNotesFile.read(file) for file in files)
         return

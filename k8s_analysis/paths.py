@@ -36,7 +36,7 @@ class DataLayout:
 
     @property
     def raw_lock_path(self) -> Path:
-        """Lock file held by whoever writes the raw store (an import or an export)."""
+        """Lock file held by the import or export that writes the raw store."""
         return self.root / ".raw-store.lock"
 
     @property

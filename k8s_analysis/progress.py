@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 
 class Progress:
-    """Log ``label: N items, R/s, ETA`` at most once per ``interval_s`` seconds.
+    """Log ``label: N items, R/s, ETA`` from ``advance`` at most once per ``interval_s`` seconds.
 
     ``log`` is anything with an ``info`` method: a module logger or Dagster's ``context.log``.
     """

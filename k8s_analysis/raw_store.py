@@ -1,6 +1,6 @@
 """The raw store: every field GitHub returned, compressed, upserted by ``id``.
 
-Issues live in shards of 1,000 issue numbers (``data/raw/issues/000119.jsonl.zst`` holds
+Issues live in shards of 1,000 issue numbers (``data/raw/issues/000119.jsonl.zst`` contains
 numbers 119000-119999), one JSON object per line, sorted by ``id``. An upsert rewrites only
 the shards it changes, each atomically, so a daily delta touches a few files and an
 interrupted import leaves every shard either old or new. Published release-note files are

@@ -22,10 +22,10 @@ class DataDirResource(dg.ConfigurableResource):
 
 
 def issue_source_from_environment() -> IssueSource:
-    """The live GitHub source when GITHUB_TOKEN is set, else recorded exports.
+    """Return the live GitHub source when GITHUB_TOKEN is set, else the recorded-export source.
 
-    Only the variable's presence is read here; its value reaches the resource through
-    ``EnvVar`` at run time, so it never sits in the definitions or the run configuration.
+    Only the variable's presence is read here. Its value reaches the resource through
+    ``EnvVar`` at run time, so it never appears in the definitions or the run configuration.
     """
     if os.environ.get(TOKEN_ENV):
         return GitHubIssueSource(token=dg.EnvVar(TOKEN_ENV))

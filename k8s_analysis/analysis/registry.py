@@ -35,7 +35,7 @@ class Analysis:
     default_exclude: str | None = None  # used by the asset when its config sets no exclude
 
 
-# Labels that Prow puts on nearly every merged Kubernetes PR say little about the project.
+# Prow puts these labels on nearly every merged Kubernetes PR, so they tell little about the project.
 PROCESS_LABELS = r"^(lgtm|approved|cncf-cla: yes)$|^size/"
 
 

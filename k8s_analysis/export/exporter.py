@@ -1,8 +1,8 @@
 """Full and delta exports of a repository's issues and pull requests into the raw store.
 
 A full export lists ``/repos/{owner}/{repo}/issues?state=all&per_page=100`` and follows the
-``Link: rel="next"`` cursors to the end: about one request per 100 items. A delta asks only
-for items updated since the newest stored ``updated_at`` (minus an overlap, for clock skew
+``Link: rel="next"`` cursors to the end: about one request per 100 items. A delta requests only
+the items updated since the newest stored ``updated_at`` (minus an overlap, for clock skew
 and items updated in the same second), oldest first.
 
 Each page is appended to a journal segment and fsynced, then the checkpoint moves past it.
@@ -334,8 +334,8 @@ class Exporter:
     def _reconcile(self) -> dict[str, int]:
         """Ask GitHub about stored items that the full listing no longer shows.
 
-        A 404 or 410 marks the stored object deleted, an answer from another repository
-        marks it transferred, and a normal answer refreshes it. Each costs one request,
+        A 404 or 410 marks the stored object deleted, a response from another repository
+        marks it transferred, and a normal response refreshes it. Each costs one request,
         up to ``max_reconcile_requests``.
         """
         seen = self.seen.load()

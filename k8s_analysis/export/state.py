@@ -21,7 +21,7 @@ from k8s_analysis.atomic import write_text
 
 @dataclass
 class Checkpoint:
-    """Where an unfinished export stands: the next page to fetch and what it has so far."""
+    """Progress of an unfinished export: the next page to fetch and what it has stored so far."""
 
     mode: str
     next_url: str

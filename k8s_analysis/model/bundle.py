@@ -1,6 +1,6 @@
 """The saved model: one folder per version, a manifest checked at load, and a NumPy predictor.
 
-A version folder holds ``features.pkl`` (the TF-IDF + SelectKBest pipeline), ``network.keras``
+A version folder contains ``features.pkl`` (the TF-IDF + SelectKBest pipeline), ``network.keras``
 (the Keras MLP), ``manifest.json`` (library versions, threshold, configuration, split) and
 ``metrics.json``. Prediction reads the Keras weights straight from the ``.keras`` zip with
 h5py and runs the forward pass in NumPy on the sparse feature row, so the CLI, the server and

@@ -184,11 +184,11 @@ def check_training_split(dataset: Dataset) -> None:
     if len(train_labels) == 0:
         raise InsufficientDataError("no notes with text in the training split; import more release notes")
     if train_labels.min() == train_labels.max():
-        raise InsufficientDataError("the training split holds one class only; import notes with and without kind/bug")
+        raise InsufficientDataError("the training split contains one class only; import notes with and without kind/bug")
 
 
 def check_evaluation_splits(dataset: Dataset) -> None:
-    """Raise InsufficientDataError when a split is empty or validation holds one class."""
+    """Raise InsufficientDataError when a split is empty or validation contains one class."""
     counts = dataset.counts()
     empty = [name for name in (SPLIT_VALIDATION, SPLIT_TEST) if counts.get(name, 0) == 0]
     if empty:
@@ -198,7 +198,7 @@ def check_evaluation_splits(dataset: Dataset) -> None:
     validation_labels = dataset.labels(SPLIT_VALIDATION)
     if validation_labels.min() == validation_labels.max():
         raise InsufficientDataError(
-            "the validation split holds one class only, so no threshold can be chosen; import more release notes"
+            "the validation split contains one class only, so no threshold can be chosen; import more release notes"
         )
 
 

@@ -15,7 +15,7 @@ from k8s_analysis.raw_store import RawIssueStore
 
 @dataclass(frozen=True)
 class ExportRequest:
-    """What a run asks of the source: ``auto``, ``full`` or ``delta``, and optionally another repository."""
+    """The export a run requests from the source: ``auto``, ``full`` or ``delta``, and optionally another repository."""
 
     mode: str = "auto"
     repository: str | None = None

@@ -42,7 +42,7 @@ def item(number, created, closed=None, user="alice", closer=None, labels=(), pul
 
 
 NOTE = "```release-note\nFixed a crash.\n```"
-# Issues 1-3 and pull requests 4-6. Item 2 is never closed; item 3 has a deleted author.
+# Issues 1-3 and pull requests 4-6. Item 2 is never closed, and item 3 has a deleted author.
 FIXTURE = [
     item(1, "2024-01-01T10:00:00Z", "2024-01-03T10:00:00Z", "alice", "bob", ["kind/bug", "sig/node"]),
     item(2, "2024-01-01T12:00:00Z", None, "bob", None, ["triage/accepted", "lgtm"]),

@@ -151,12 +151,13 @@ def test_graph_writes_report(full_run):
     folder = DataLayout(root).analysis_dir
     page = (folder / "index.html").read_text()
     pull_request_charts = list(folder.glob("*-pull_requests.png"))
-    # The shared export holds no issues: issue charts are empty and "all" repeats the PR charts.
+    # The shared export contains no issues: issue charts are empty and "all" repeats the PR charts.
     assert len(pull_request_charts) == 10
     assert page.count('src="data:image/png;base64,') == len(pull_request_charts)
     assert "Items created over time (issues)" in page.split("</p>")[0]
     assert "Items created over time (issues and pull requests)" in page.split("</p>")[0]
-    assert "http://" not in page and "https://" not in page
+    assert "http://" not in page
+    assert "https://" not in page
 
 
 @pytest.mark.slow

@@ -124,7 +124,7 @@ def test_delta_since_is_utc_with_overlap(layout):
 
 
 def test_unchanged_delta_costs_one_free_request(layout):
-    """Right after a full export, a delta with nothing new is one request answered 304."""
+    """Right after a full export, a delta with nothing new is one request that returns 304."""
     with FakeGitHub(make_items(120)) as server:
         client = make_client(server)
         Exporter(client, layout, REPOSITORY).run()
