@@ -1,43 +1,50 @@
-"""The saved model: one folder per version, a manifest checked at load, and a NumPy predictor.
+"""The saved model: one folder per version, checked at load, and a NumPy predictor.
 
-A version folder contains ``features.pkl`` (the TF-IDF + SelectKBest pipeline), ``network.keras``
-(the Keras MLP), ``manifest.json`` (library versions, threshold, configuration, split) and
-``metrics.json``. Prediction reads the Keras weights straight from the ``.keras`` zip with
-h5py and runs the forward pass in NumPy on the sparse feature row, so the CLI, the server and
-the bot never import TensorFlow.
+A version folder holds:
+
+- ``network.keras``: the Keras MLP as trained (for Keras users and for the agreement test);
+- ``weights.npz``: the same network's Dense kernels and biases as plain NumPy arrays;
+- ``features.json``: the kept vocabulary, IDF weights and label columns (see ``features.py``);
+- ``metrics.json``: the split's figures, the baseline's, per-release figures and the checks;
+- ``validation.parquet``: each validation note's label and both models' probabilities;
+- ``manifest.json``: library versions, configuration, split, data snapshot and threshold.
+
+Nothing is pickled, so loading a folder from anywhere runs no code from it. Prediction reads
+``features.json`` and ``weights.npz`` and runs the forward pass in NumPy on the sparse rows:
+the CLI, the server and the bot never import TensorFlow.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import pickle
 import platform
 import shutil
 import tempfile
-import warnings
-import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-import h5py
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from sklearn.exceptions import InconsistentVersionWarning
 
+from k8s_analysis.model.features import NoteFeatures
 from k8s_analysis.model.text import clean_text
 
-FEATURES_FILE = "features.pkl"
+FEATURES_FILE = "features.json"
+WEIGHTS_FILE = "weights.npz"
 NETWORK_FILE = "network.keras"
 MANIFEST_FILE = "manifest.json"
 METRICS_FILE = "metrics.json"
+VALIDATION_FILE = "validation.parquet"
+CURRENT = "current"
 DEFAULT_THRESHOLD = 0.6
-# Pickled scikit-learn objects are only safe under the release that wrote them.
+# Tokenisation and TF-IDF are scikit-learn's: another release may split or weigh text
+# differently, so the features would no longer match what the network learnt.
 PINNED_LIBRARIES = ("scikit-learn",)
 
 
@@ -64,31 +71,64 @@ def new_version_name(fingerprint: str, now: datetime | None = None) -> str:
     return f"{stamp}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:8]}"
 
 
+def dense_layers(network) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """Return the Keras network's Dense layers as (kernel, bias, activation), input to output."""
+    import keras
+
+    layers = []
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Dense):
+            kernel, bias = layer.get_weights()
+            layers.append((kernel.astype(np.float32), bias.astype(np.float32), layer.get_config()["activation"]))
+    return layers
+
+
 def save_bundle(trained, models_dir: Path, version: str, training: dict) -> Path:
-    """Write a version folder atomically (built in a temporary folder, then renamed)."""
+    """Write a version folder atomically (built in a temporary folder, then renamed).
+
+    ``training`` contains what the manifest records beyond the model itself: the data snapshot,
+    the split and the configuration's source.
+    """
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / version
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}.", dir=models_dir))
     try:
-        with open(staging / FEATURES_FILE, "wb") as handle:
-            pickle.dump(trained.features, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        (staging / FEATURES_FILE).write_text(json.dumps(trained.features.to_dict(), ensure_ascii=False))
         trained.network.save(staging / NETWORK_FILE)
+        layers = dense_layers(trained.network)
+        arrays = {}
+        for index, (kernel, bias, _) in enumerate(layers):
+            arrays[f"kernel_{index}"] = kernel
+            arrays[f"bias_{index}"] = bias
+        np.savez(staging / WEIGHTS_FILE, **arrays)
+        if trained.validation is not None:
+            trained.validation.to_parquet(staging / VALIDATION_FILE, index=False)
         manifest = {
             "version": version,
             "created_at": datetime.now(UTC).isoformat(),
             "threshold": trained.threshold,
             "libraries": library_versions(),
             "device": trained.device,
-            "config": training.get("config", {}),
-            "training": training,
-            "files": {"features": FEATURES_FILE, "network": NETWORK_FILE, "metrics": METRICS_FILE},
+            "config": trained.config.as_dict(),
+            "label_features": bool(trained.features.labels),
+            "activations": [activation for _, _, activation in layers],
+            "files": {"features": FEATURES_FILE, "weights": WEIGHTS_FILE, "network": NETWORK_FILE,
+                      "metrics": METRICS_FILE, "validation": VALIDATION_FILE},
+            **training,
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
-        (staging / METRICS_FILE).write_text(json.dumps(trained.metrics, indent=2))
+        (staging / METRICS_FILE).write_text(json.dumps(trained.metrics, indent=2, default=str))
+        os.chmod(staging, 0o777 & ~current_umask())
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def promote(models_dir: Path, version: str) -> Path:
@@ -101,6 +141,13 @@ def promote(models_dir: Path, version: str) -> Path:
     return current
 
 
+ACTIVATIONS = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "linear": lambda x: x,
+}
+
+
 @dataclass(frozen=True)
 class DenseLayer:
     kernel: np.ndarray
@@ -108,31 +155,15 @@ class DenseLayer:
     activation: str
 
 
-def read_dense_layers(network_path: Path) -> list[DenseLayer]:
-    """Read the Dense layers' weights from a ``.keras`` file without Keras.
-
-    Keras 3 stores each layer's variables under ``layers/<auto name>/vars`` where the auto
-    name is the snake-case class name with a counter (``dense``, ``dense_1``, ...) in the
-    order of ``config.json``'s layer list; Dropout has no variables and is the identity at
-    inference.
-    """
-    with zipfile.ZipFile(network_path) as archive:
-        config = json.loads(archive.read("config.json"))
-        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
-    layers = [layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense"]
-    dense = []
-    with weights:
-        for index, layer in enumerate(layers):
-            group = weights[f"layers/{'dense' if index == 0 else f'dense_{index}'}/vars"]
-            dense.append(DenseLayer(group["0"][()], group["1"][()], layer["config"]["activation"]))
-    return dense
-
-
-ACTIVATIONS = {
-    "relu": lambda x: np.maximum(x, 0.0),
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-    "linear": lambda x: x,
-}
+def read_weights(model_dir: Path, activations: list[str]) -> list[DenseLayer]:
+    path = model_dir / WEIGHTS_FILE
+    with np.load(path, allow_pickle=False) as arrays:
+        layers = [DenseLayer(arrays[f"kernel_{index}"], arrays[f"bias_{index}"], activation)
+                  for index, activation in enumerate(activations)]
+    for layer in layers:
+        if layer.activation not in ACTIVATIONS:
+            raise ModelLoadError(f"{model_dir}: unsupported activation {layer.activation!r}")
+    return layers
 
 
 class Predictor:
@@ -141,12 +172,17 @@ class Predictor:
     def __init__(self, model_dir: Path, allow_version_mismatch: bool = False) -> None:
         self.model_dir = Path(model_dir)
         self.manifest = read_manifest(self.model_dir)
-        check_versions(self.manifest, allow_version_mismatch)
-        self.features = load_features(self.model_dir / FEATURES_FILE)
-        self.layers = read_dense_layers(self.model_dir / NETWORK_FILE)
-        for layer in self.layers:
-            if layer.activation not in ACTIVATIONS:
-                raise ModelLoadError(f"{self.model_dir}: unsupported activation {layer.activation!r}")
+        check_bundle(self.manifest, self.model_dir, allow_version_mismatch)
+        features_path = self.model_dir / FEATURES_FILE
+        if not features_path.is_file():
+            raise ModelLoadError(f"{self.model_dir}: {FEATURES_FILE} is missing; retrain the model")
+        try:
+            self.features = NoteFeatures.from_dict(json.loads(features_path.read_text()))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ModelLoadError(f"{features_path}: {error}") from None
+        self.layers = read_weights(self.model_dir, self.manifest.get("activations", []))
+        if not self.layers or self.layers[0].kernel.shape[0] != self.features.n_features:
+            raise ModelLoadError(f"{self.model_dir}: {WEIGHTS_FILE} does not fit {FEATURES_FILE}; retrain the model")
 
     @property
     def version(self) -> str:
@@ -156,17 +192,45 @@ class Predictor:
     def threshold(self) -> float:
         return float(self.manifest.get("threshold", DEFAULT_THRESHOLD))
 
-    def transform(self, texts: list[str]) -> sp.csr_matrix:
-        return sp.csr_matrix(self.features.transform([clean_text(t) for t in texts]), dtype=np.float32)
+    @property
+    def uses_labels(self) -> bool:
+        return bool(self.features.labels)
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        matrix = self.transform(texts)
+    def transform(self, texts: Sequence[str | None], sigs: Sequence | None = None,
+                  areas: Sequence | None = None) -> sp.csr_matrix:
+        """Feature rows; a None text counts as empty. One string is refused: scoring it as a list
+        of characters would give one prediction per character."""
+        if isinstance(texts, str | bytes):
+            raise TypeError("expected a list of texts, got one string; wrap it in a list")
+        return self.features.transform([clean_text(text) for text in texts], sigs, areas)
+
+    def informative(self, matrix: sp.csr_matrix) -> np.ndarray:
+        """Return True for rows with at least one known term.
+
+        A row without any is scored by the bias alone, so its probability carries no evidence
+        about the note, and callers flag it as low information.
+        """
+        return np.diff(matrix.indptr) > 0
+
+    def predict_proba(self, texts: Sequence[str], sigs: Sequence | None = None,
+                      areas: Sequence | None = None) -> np.ndarray:
+        """Return one probability per text.
+
+        ``sigs`` and ``areas`` are per-text label lists. They are used when the model was trained
+        with label features and ignored otherwise.
+        """
+        return self.forward(self.transform(texts, sigs, areas))
+
+    def forward(self, matrix: sp.csr_matrix) -> np.ndarray:
+        """Run the network on feature rows from ``transform`` and return its outputs."""
+        if matrix.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
         values = None
         for layer in self.layers:
             # The first product keeps the input sparse; later layers are small and dense.
             values = (matrix @ layer.kernel if values is None else values @ layer.kernel) + layer.bias
             values = ACTIVATIONS[layer.activation](np.asarray(values, dtype=np.float32))
-        return values.ravel()
+        return np.asarray(values, dtype=np.float32).reshape(-1)
 
 
 def read_manifest(model_dir: Path) -> dict:
@@ -178,23 +242,28 @@ def read_manifest(model_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def check_versions(manifest: dict, allow_mismatch: bool) -> None:
-    saved = manifest.get("libraries", {})
+def check_bundle(manifest: dict, model_dir: Path, allow_mismatch: bool) -> None:
+    """Refuse a folder written by other scikit-learn releases or in another layout, saying
+    everything that is wrong at once."""
+    # Bundles of the original tool name their versions "created_with".
+    saved = manifest.get("libraries") or manifest.get("created_with") or {}
     running = library_versions()
     drift = [f"{name} {saved.get(name)} (running {running[name]})"
-             for name in PINNED_LIBRARIES if saved.get(name) != running[name]]
-    if drift and not allow_mismatch:
-        raise ModelLoadError(
-            f"model {manifest.get('version')} was saved with other library versions: {', '.join(drift)}; "
-            "retrain it, or install those versions (allow_version_mismatch overrides at your own risk)"
-        )
-
-
-def load_features(path: Path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", InconsistentVersionWarning)
-        with open(path, "rb") as handle:
-            try:
-                return pickle.load(handle)
-            except InconsistentVersionWarning as warning:
-                raise ModelLoadError(f"{path}: {warning}") from None
+             for name in running if name in saved and saved.get(name) != running[name]]
+    pinned_drift = [name for name in PINNED_LIBRARIES if saved.get(name) != running[name]]
+    problems = []
+    if pinned_drift and not allow_mismatch:
+        problems.append(
+            f"it was saved with other library versions: {', '.join(drift)}; retrain it, or install "
+            f"those versions ({', '.join(pinned_drift)} must match; allow_version_mismatch overrides "
+            "at your own risk)")
+    files = manifest.get("files", {})
+    network = str(files.get("network") or files.get("mlp") or "")
+    if network and not network.endswith(".keras"):
+        problems.append(
+            f"its network is stored as {network!r}, a format Keras 3 cannot load (only .keras files): "
+            "re-export it with model.save('network.keras') where it was trained, or retrain it")
+    if not problems and not (model_dir / WEIGHTS_FILE).is_file():
+        problems.append(f"{WEIGHTS_FILE} is missing; retrain the model")
+    if problems:
+        raise ModelLoadError(f"cannot load model {manifest.get('version', model_dir)}: " + "; ".join(problems))

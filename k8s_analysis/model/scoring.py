@@ -34,13 +34,24 @@ def read_notes(path: Path, report: ScoreReport) -> Iterator[dict]:
             if not isinstance(text, str) or not clean_text(text):
                 report.problems.append(f"{path}:{number}: no \"text\" with words in it; line skipped")
                 continue
+            bad = [name for name in ("sigs", "areas") if not _string_list(note.get(name))]
+            if bad:
+                report.problems.append(f"{path}:{number}: \"{bad[0]}\" must be a list of label names "
+                                       f"such as [\"node\"]; line skipped")
+                continue
             yield note
+
+
+def _string_list(value) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(item, str) for item in value))
 
 
 def score_file(predictor, source: Path, target: Path, threshold: float) -> ScoreReport:
     """Write ``target`` atomically: every scorable object of ``source`` with its score added.
 
-    Other fields, ``sigs`` and ``areas`` included, pass through unchanged.
+    ``sigs`` and ``areas`` (lists of label names without the prefix) feed a model trained with
+    label features. Other fields pass through unchanged. A note with no term in the model's vocabulary
+    gets ``"low_information": true``: its probability is the network's bias alone.
     """
     if not source.is_file():
         raise FileNotFoundError(f"no input file {source}")
@@ -58,8 +69,13 @@ def score_file(predictor, source: Path, target: Path, threshold: float) -> Score
 
 
 def write_batch(predictor, notes: list[dict], threshold: float, out) -> int:
-    probabilities = predictor.predict_proba([note["text"] for note in notes])
-    for note, probability in zip(notes, probabilities, strict=True):
+    matrix = predictor.transform([note["text"] for note in notes],
+                                 [note.get("sigs") for note in notes], [note.get("areas") for note in notes])
+    probabilities = predictor.forward(matrix)
+    informative = predictor.informative(matrix)
+    for note, probability, known in zip(notes, probabilities, informative, strict=True):
         scored = {**note, "probability": round(float(probability), 6), "kind_bug": bool(probability >= threshold)}
+        if not known:
+            scored["low_information"] = True
         out.write(json.dumps(scored, ensure_ascii=False) + "\n")
     return len(notes)

@@ -1,4 +1,17 @@
-"""Train the TF-IDF + SelectKBest + Keras MLP classifier that predicts ``kind/bug``."""
+"""Train the kind/bug classifier: features + Keras MLP, a linear baseline, then a refit on all notes.
+
+One training run does this:
+
+1. Fit the features (``features.py``) on the training split and train the MLP with early
+   stopping on the validation loss, restoring the best epoch's weights.
+2. With ``label_features="auto"``, do step 1 twice, without and with the PR's sig/area labels,
+   and keep the labels only when they raise validation F1 by LABEL_MIN_GAIN or more.
+3. Choose the threshold on the validation scores (best F1, or a target precision).
+4. Train a TF-IDF + logistic regression baseline on the same split, for comparison.
+5. Refit features and network on every labelled note, for the best epoch count found in
+   step 1, so that the saved model has learnt from the newest releases too. The figures stay
+   those of step 1: the refit model has no held-back notes left to be measured on.
+"""
 
 from __future__ import annotations
 
@@ -6,80 +19,105 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
+import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.feature_selection import SelectKBest, chi2
-from sklearn.metrics import f1_score, precision_recall_curve, precision_score, recall_score, roc_auc_score
-from sklearn.pipeline import Pipeline
+from sklearn.linear_model import LogisticRegression
 
-from k8s_analysis.model.dataset import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, Dataset
+from k8s_analysis.model.dataset import SPLIT_TRAIN, SPLIT_VALIDATION, Dataset, release_key
+from k8s_analysis.model.features import (
+    FeatureConfig,
+    InsufficientDataError,
+    InsufficientTextError,
+    NoteFeatures,
+    fit_features,
+)
+from k8s_analysis.model.metrics import best_f1_threshold, choose_threshold, evaluate, evaluate_by_group
 
 logger = logging.getLogger(__name__)
 
 HIDDEN_LAYER = "hidden_{}"
 OUTPUT_LAYER = "output"
+LABEL_FEATURE_CHOICES = ("auto", "always", "never")
+BASELINE_NAME = "TF-IDF word 1-2-grams + logistic regression"
+# Label columns are kept only for a gain in validation F1 larger than the spread between
+# seeds of one configuration, which was about 0.005 on the shared notes.
+LABEL_MIN_GAIN = 0.005
 
-
-class InsufficientDataError(ValueError):
-    """The notes cannot train a model: too few rows, one class only, or no usable words."""
-
-
-class InsufficientTextError(InsufficientDataError):
-    """The training notes hold no usable words, so no vocabulary can be built."""
+__all__ = ["InsufficientDataError", "InsufficientTextError", "ModelConfig", "TrainedModel", "train_classifier"]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    ngram_max: int = 2
-    min_df: int = 2
-    k_best: int = 20_000
+    word_ngram_max: int = 2
+    char_ngram_min: int = 2
+    char_ngram_max: int = 5
+    min_df: int = 1
+    k_best: int = 40_000
     hidden_units: tuple[int, ...] = (64,)
-    dropout: float = 0.2
-    learning_rate: float = 1e-3
+    dropout: float = 0.5
+    learning_rate: float = 5e-4
     epochs: int = 30
-    batch_size: int = 64
+    batch_size: int = 32
     patience: int = 3
     seed: int = 0
+    label_features: str = "auto"
+    """"auto" keeps sig/area label columns only when they raise validation F1."""
+    target_precision: float | None = None
+    """Choose the lowest threshold reaching this precision instead of the best-F1 one."""
+    refit: bool = True
+    """Refit on all labelled notes after the split; False saves the split's model."""
+
+    def __post_init__(self) -> None:
+        if self.label_features not in LABEL_FEATURE_CHOICES:
+            raise ValueError(f"label_features {self.label_features!r} is not one of "
+                             f"{', '.join(LABEL_FEATURE_CHOICES)}")
+        if not self.hidden_units or any(units < 1 for units in self.hidden_units):
+            raise ValueError(f"hidden_units {list(self.hidden_units)} must list one or more positive sizes")
+        if self.target_precision is not None and not 0.0 < self.target_precision < 1.0:
+            raise ValueError(f"target_precision {self.target_precision} must lie between 0 and 1")
+
+    def feature_config(self, use_labels: bool) -> FeatureConfig:
+        return FeatureConfig(
+            word_ngram_max=self.word_ngram_max, char_ngram_min=self.char_ngram_min,
+            char_ngram_max=self.char_ngram_max, min_df=self.min_df, k_best=self.k_best,
+            use_labels=use_labels,
+        )
+
+    def as_dict(self) -> dict:
+        values = asdict(self)
+        values["hidden_units"] = list(self.hidden_units)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        known = {name: value for name, value in values.items() if name in cls.__dataclass_fields__}
+        if "hidden_units" in known:
+            known["hidden_units"] = tuple(known["hidden_units"])
+        return cls(**known)
+
+
+@dataclass
+class SplitModel:
+    """Output of step 1 for one feature variant: features, network, validation scores."""
+
+    features: NoteFeatures
+    network: object
+    validation_scores: np.ndarray
+    best_epoch: int
+    history: dict
 
 
 @dataclass
 class TrainedModel:
-    features: Pipeline
+    features: NoteFeatures
     network: object  # keras.Model; typed loosely so this module imports without TensorFlow
     threshold: float
     metrics: dict
     config: ModelConfig
     device: str
     history: dict = field(default_factory=dict)
-
-
-def fit_features(texts: list[str], labels: np.ndarray, config: ModelConfig, log=logger) -> tuple[Pipeline, sp.csr_matrix]:
-    """Fit TF-IDF and SelectKBest on the training texts; return the pipeline and its output."""
-    vectorizer = TfidfVectorizer(
-        ngram_range=(1, config.ngram_max), min_df=config.min_df, sublinear_tf=True, dtype=np.float32
-    )
-    try:
-        matrix = vectorizer.fit_transform(texts)
-    except ValueError as error:
-        # scikit-learn raises "empty vocabulary" when no document has a usable token.
-        raise InsufficientTextError(
-            f"empty vocabulary: the {len(texts)} training notes contain no words "
-            f"that occur in at least {config.min_df} notes"
-        ) from error
-    n_features = matrix.shape[1]
-    k = min(config.k_best, n_features)
-    if k < config.k_best:
-        log.info("k_best clamped from %s to %s: the vocabulary has only %s terms", config.k_best, k, n_features)
-    selector = SelectKBest(chi2, k=k).fit(matrix, labels)
-    features = Pipeline([("tfidf", vectorizer), ("select", selector)])
-    return features, sorted_csr(selector.transform(matrix))
-
-
-def sorted_csr(matrix: sp.spmatrix) -> sp.csr_matrix:
-    """CSR with sorted indices and float32 values: Keras rejects unsorted sparse input."""
-    csr = sp.csr_matrix(matrix, dtype=np.float32)
-    csr.sort_indices()
-    return csr
+    validation: pd.DataFrame | None = None
+    """One row per validation note: pr_number, release, is_bug, probability, baseline_probability."""
 
 
 def build_network(n_inputs: int, config: ModelConfig):
@@ -92,11 +130,7 @@ def build_network(n_inputs: int, config: ModelConfig):
         layer = keras.layers.Dropout(config.dropout, seed=config.seed, name=f"dropout_{index}")(layer)
     outputs = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)(layer)
     network = keras.Model(inputs, outputs, name="kind_bug_mlp")
-    network.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(name="auc")],
-    )
+    network.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
     return network
 
 
@@ -117,92 +151,255 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {0: total / (2 * negatives), 1: total / (2 * positives)}
 
 
-def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    precision, recall, thresholds = precision_recall_curve(labels, scores)
-    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    return float(thresholds[int(np.argmax(f1))]) if len(thresholds) else 0.5
+def sparse_batches(matrix, labels: np.ndarray, batch_size: int, class_weight: dict | None = None,
+                   shuffle: bool = False, seed: int = 0):
+    """Return a Keras PyDataset that densifies one batch of CSR rows at a time.
 
-
-def evaluate(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    predicted = scores >= threshold
-    both_classes = 0 < labels.sum() < len(labels)
-    return {
-        "rows": int(len(labels)),
-        "bug_share": float(labels.mean()) if len(labels) else 0.0,
-        "precision": float(precision_score(labels, predicted, zero_division=0)),
-        "recall": float(recall_score(labels, predicted, zero_division=0)),
-        "f1": float(f1_score(labels, predicted, zero_division=0)),
-        "roc_auc": float(roc_auc_score(labels, scores)) if both_classes else float("nan"),
-        "accuracy": float((predicted == labels.astype(bool)).mean()) if len(labels) else 0.0,
-    }
-
-
-def train_classifier(dataset: Dataset, config: ModelConfig = ModelConfig(), log=logger) -> TrainedModel:
-    """Fit features on the training split, train the MLP with early stopping on validation
-    loss, choose the F1-maximising threshold on validation, and evaluate on the test split."""
-    check_training_split(dataset)
-    train_labels = dataset.labels(SPLIT_TRAIN)
-    features, train_matrix = fit_features(dataset.texts(SPLIT_TRAIN), train_labels, config, log)
-    check_evaluation_splits(dataset)
+    Given the CSR matrix itself, ``fit`` grew the process by about 1 GB on 45,000 notes
+    (measured with the benchmark in benchmarks/train.py). This dataset keeps one dense batch
+    (32 x 40,000 float32 is 5 MB) in memory instead. With ``class_weight`` each batch
+    carries per-row weights, the same as ``fit(class_weight=...)`` would apply.
+    """
     import keras
 
-    keras.utils.set_random_seed(config.seed)
-    validation_matrix = sorted_csr(features.transform(dataset.texts(SPLIT_VALIDATION)))
-    validation_labels = dataset.labels(SPLIT_VALIDATION)
+    class SparseBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order = np.arange(matrix.shape[0])
+            self.random = np.random.default_rng(seed)
+            self.weights = None
+            if class_weight is not None:
+                self.weights = np.where(labels > 0.5, class_weight[1], class_weight[0]).astype(np.float32)
+            if shuffle:
+                self.random.shuffle(self.order)
 
-    device = training_device()
-    log.info("training on %s: %s train rows, %s validation rows, %s features",
-             device, train_matrix.shape[0], validation_matrix.shape[0], train_matrix.shape[1])
-    network = build_network(train_matrix.shape[1], config)
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    # A scipy CSR with a dense Input is densified one batch at a time, never as a whole.
-    history = network.fit(
-        train_matrix, train_labels,
-        validation_data=(validation_matrix, validation_labels),
-        epochs=config.epochs, batch_size=config.batch_size,
-        class_weight=class_weights(train_labels), callbacks=[stop], verbose=0,
+        def __len__(self) -> int:
+            return -(-matrix.shape[0] // batch_size)
+
+        def __getitem__(self, index: int):
+            rows = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
+            batch = (matrix[rows].toarray(), labels[rows])
+            return batch if self.weights is None else (*batch, self.weights[rows])
+
+        def on_epoch_end(self) -> None:
+            if shuffle:
+                self.random.shuffle(self.order)
+
+    return SparseBatches()
+
+
+def predict_scores(network, matrix) -> np.ndarray:
+    """Scores for a sparse matrix, densifying 512 rows at a time (never the whole matrix)."""
+    if matrix.shape[0] == 0:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate([np.asarray(network.predict_on_batch(matrix[start:start + 512].toarray())).ravel()
+                           for start in range(0, matrix.shape[0], 512)])
+
+
+@dataclass
+class SplitFeatures:
+    """Features fitted on the training split, with both splits' rows."""
+
+    features: NoteFeatures
+    train_matrix: object
+    validation_matrix: object
+
+
+def fit_split_features(dataset: Dataset, config: FeatureConfig, log=logger) -> SplitFeatures:
+    features, train_matrix = fit_features(
+        dataset.texts(SPLIT_TRAIN), dataset.labels(SPLIT_TRAIN), config,
+        dataset.sigs(SPLIT_TRAIN), dataset.areas(SPLIT_TRAIN), log=log,
     )
-    validation_scores = network.predict(validation_matrix, batch_size=1024, verbose=0).ravel()
-    threshold = best_f1_threshold(validation_labels, validation_scores)
-    test_matrix = sorted_csr(features.transform(dataset.texts(SPLIT_TEST)))
-    test_scores = network.predict(test_matrix, batch_size=1024, verbose=0).ravel()
-    metrics = {
-        "threshold": threshold,
-        "epochs_trained": len(history.history["loss"]),
-        "validation": evaluate(validation_labels, validation_scores, threshold),
-        "test": evaluate(dataset.labels(SPLIT_TEST), test_scores, threshold),
-        "split_counts": dataset.counts(),
-        "features": int(train_matrix.shape[1]),
-    }
-    return TrainedModel(features, network, threshold, metrics, config, device,
-                        {k: [float(v) for v in values] for k, values in history.history.items()})
+    validation_matrix = features.transform(
+        dataset.texts(SPLIT_VALIDATION), dataset.sigs(SPLIT_VALIDATION), dataset.areas(SPLIT_VALIDATION))
+    return SplitFeatures(features, train_matrix, validation_matrix)
 
 
-def check_training_split(dataset: Dataset) -> None:
-    """Raise InsufficientDataError unless the training split has rows of both classes."""
+def fit_split_model(dataset: Dataset, config: ModelConfig, use_labels: bool, log=logger,
+                    prepared: SplitFeatures | None = None) -> SplitModel:
+    """Train the MLP on the training split with early stopping on validation loss.
+
+    ``prepared`` reuses features already fitted for this split (the tuner shares them
+    between trials that differ only in the network).
+    """
+    import keras
+
+    prepared = prepared or fit_split_features(dataset, config.feature_config(use_labels), log)
     train_labels = dataset.labels(SPLIT_TRAIN)
-    if len(train_labels) == 0:
-        raise InsufficientDataError("no notes with text in the training split; import more release notes")
-    if train_labels.min() == train_labels.max():
-        raise InsufficientDataError("the training split contains one class only; import notes with and without kind/bug")
+    keras.utils.set_random_seed(config.seed)
+    network = build_network(prepared.train_matrix.shape[1], config)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    history = network.fit(
+        sparse_batches(prepared.train_matrix, train_labels, config.batch_size,
+                       class_weights(train_labels), shuffle=True, seed=config.seed),
+        validation_data=sparse_batches(prepared.validation_matrix, dataset.labels(SPLIT_VALIDATION), 512),
+        epochs=config.epochs, callbacks=[stop], verbose=0,
+    )
+    best_epoch = int(np.argmin(history.history["val_loss"])) + 1
+    return SplitModel(prepared.features, network, predict_scores(network, prepared.validation_matrix), best_epoch,
+                      {name: [float(v) for v in values] for name, values in history.history.items()})
 
 
-def check_evaluation_splits(dataset: Dataset) -> None:
-    """Raise InsufficientDataError when a split is empty or validation contains one class."""
+def fit_baseline(dataset: Dataset) -> np.ndarray:
+    """Validation probabilities of the linear baseline, trained on the same training split."""
+    texts = dataset.texts(SPLIT_TRAIN)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2 if len(texts) >= 100 else 1,
+                                 sublinear_tf=True, dtype=np.float32)
+    train_matrix = vectorizer.fit_transform(texts)
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
+    model.fit(train_matrix, dataset.labels(SPLIT_TRAIN))
+    return model.predict_proba(vectorizer.transform(dataset.texts(SPLIT_VALIDATION)))[:, 1]
+
+
+def train_classifier(dataset: Dataset, config: ModelConfig = ModelConfig(), log=logger,
+                     with_baseline: bool = True) -> TrainedModel:
+    """Run steps 1-5 of the module docstring and return the model to save with its figures.
+
+    The data is checked before TensorFlow is imported: an empty vocabulary, an empty split or
+    a split with one class raises InsufficientDataError within a second.
+    """
+    check_vocabulary(dataset, config)
+    check_splits(dataset)
+    device = training_device()
     counts = dataset.counts()
-    empty = [name for name in (SPLIT_VALIDATION, SPLIT_TEST) if counts.get(name, 0) == 0]
-    if empty:
-        raise InsufficientDataError(
-            f"no notes with text in the {' and '.join(empty)} split ({counts}); import more release notes"
-        )
+    log.info("training on %s: %s train notes, %s validation notes (split by %s)",
+             device, counts[SPLIT_TRAIN], counts[SPLIT_VALIDATION], dataset.info["method"])
     validation_labels = dataset.labels(SPLIT_VALIDATION)
-    if validation_labels.min() == validation_labels.max():
-        raise InsufficientDataError(
-            "the validation split contains one class only, so no threshold can be chosen; import more release notes"
-        )
+
+    variants = {"never": [False], "always": [True], "auto": [False, True]}[config.label_features]
+    candidates = {}
+    for use_labels in variants:
+        candidate = fit_split_model(dataset, config, use_labels, log)
+        f1 = evaluate(validation_labels, candidate.validation_scores,
+                      best_f1_threshold(validation_labels, candidate.validation_scores))["f1"]
+        log.info("%s sig/area label features: validation F1 %.3f after %s epochs",
+                 "with" if use_labels else "without", f1, candidate.best_epoch)
+        candidates[use_labels] = (f1, candidate)
+    use_labels = len(candidates) == 2 and candidates[True][0] >= candidates[False][0] + LABEL_MIN_GAIN
+    if config.label_features == "always":
+        use_labels = True
+    chosen = candidates[use_labels][1]
+
+    threshold = choose_threshold(validation_labels, chosen.validation_scores, config.target_precision, log)
+    validation_rows = dataset.rows(SPLIT_VALIDATION)
+    validation = pd.DataFrame({
+        "pr_number": validation_rows["pr_number"].to_numpy(),
+        "release": validation_rows["release"].astype(object).to_numpy(),
+        "is_bug": validation_labels.astype(bool),
+        "probability": chosen.validation_scores.astype(np.float32),
+    })
+    metrics = {
+        "source": "split",
+        "note": ("figures measured on the validation split by the model trained on the training split; "
+                 + ("the saved model was then refit on all notes" if config.refit else "the saved model is that one")),
+        "threshold": threshold,
+        "threshold_rule": (f"lowest threshold with precision >= {config.target_precision} on validation"
+                           if config.target_precision is not None else "best F1 on validation"),
+        "validation": evaluate(validation_labels, chosen.validation_scores, threshold),
+        "per_release": per_release(validation, "probability", threshold),
+        "best_epoch": chosen.best_epoch,
+        "features": chosen.features.n_features,
+        "label_features": {
+            "choice": config.label_features,
+            "used": use_labels,
+            "validation_f1": {("with" if labels else "without"): round(f1, 4)
+                              for labels, (f1, _) in candidates.items()},
+        },
+        "split": dataset.info,
+    }
+    if with_baseline:
+        baseline_scores = fit_baseline(dataset)
+        validation["baseline_probability"] = baseline_scores.astype(np.float32)
+        baseline_threshold = best_f1_threshold(validation_labels, baseline_scores)
+        metrics["baseline"] = {"model": BASELINE_NAME,
+                               **evaluate(validation_labels, baseline_scores, baseline_threshold)}
+        log.info("baseline (%s): validation F1 %.3f, ROC-AUC %.3f",
+                 BASELINE_NAME, metrics["baseline"]["f1"], metrics["baseline"]["roc_auc"])
+
+    features, network = chosen.features, chosen.network
+    if config.refit:
+        best_epoch, history = chosen.best_epoch, chosen.history
+        # The split's networks and features are done with; freeing them before the refit
+        # keeps the peak memory to one model's worth.
+        del candidates, chosen, features, network
+        release_keras_memory()
+        features, network = refit_all(dataset, config, use_labels, best_epoch, log)
+        metrics["refit"] = {"rows": len(dataset.frame), "epochs": best_epoch, "features": features.n_features}
+    else:
+        history = chosen.history
+    return TrainedModel(features, network, threshold, metrics, config, device, history, validation)
 
 
-def config_as_dict(config: ModelConfig) -> dict:
-    values = asdict(config)
-    values["hidden_units"] = list(config.hidden_units)
-    return values
+def release_keras_memory() -> None:
+    """Drop Keras' graph state, collect garbage, and hand freed heap pages back to the system."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name and "libc.so" in libc_name:  # glibc only; elsewhere freed memory stays reserved
+        ctypes.CDLL(libc_name).malloc_trim(0)
+
+
+def refit_all(dataset: Dataset, config: ModelConfig, use_labels: bool, epochs: int, log=logger):
+    """Fit features and network on every note for a fixed number of epochs (no early stopping)."""
+    import keras
+
+    labels = dataset.labels()
+    log.info("refitting on all %s notes for %s epochs", len(labels), epochs)
+    features, matrix = fit_features(dataset.texts(), labels, config.feature_config(use_labels),
+                                    dataset.sigs(), dataset.areas(), log=log)
+    keras.utils.set_random_seed(config.seed)
+    network = build_network(matrix.shape[1], config)
+    network.fit(sparse_batches(matrix, labels, config.batch_size, class_weights(labels), shuffle=True,
+                               seed=config.seed),
+                epochs=epochs, verbose=0)
+    return features, network
+
+
+def per_release(validation: pd.DataFrame, column: str, threshold: float) -> dict:
+    """Figures for each release in the validation notes (none when releases are unknown)."""
+    if validation["release"].isna().all():
+        return {}
+    known = validation[validation["release"].notna()]
+    figures = evaluate_by_group(known["release"].to_numpy(), known["is_bug"].to_numpy(),
+                                known[column].to_numpy(), threshold)
+    return {name: figures[name] for name in sorted(figures, key=release_key)}
+
+
+def check_vocabulary(dataset: Dataset, config: ModelConfig) -> None:
+    """Raise InsufficientTextError when the training notes hold no content word.
+
+    The probe drops English stop words, although the features keep them (they matter in
+    bigrams such as "fix the"): notes made only of "the", "and", numbers and single letters
+    carry nothing to learn from.
+    """
+    texts = dataset.texts(SPLIT_TRAIN)
+    if not texts:
+        raise InsufficientDataError("no notes with text in the training split; import more release notes")
+    try:
+        TfidfVectorizer(stop_words="english", min_df=config.min_df).fit(texts)
+    except ValueError as error:
+        raise InsufficientTextError(
+            f"empty vocabulary: the {len(texts)} training notes contain no word of two or more letters, "
+            f"other than English stop words, in at least {config.min_df} notes"
+        ) from error
+
+
+def check_splits(dataset: Dataset) -> None:
+    """Raise InsufficientDataError unless both splits have notes and both classes."""
+    counts = dataset.counts()
+    if counts[SPLIT_TRAIN] == 0:
+        raise InsufficientDataError("no notes with text in the training split; import more release notes")
+    for name in (SPLIT_TRAIN, SPLIT_VALIDATION):
+        labels = dataset.labels(name)
+        if len(labels) == 0:
+            raise InsufficientDataError(
+                f"no notes with text in the {name} split ({counts}); import more release notes")
+        if labels.min() == labels.max():
+            raise InsufficientDataError(
+                f"the {name} split contains one class only ({counts}); import notes with and without kind/bug")

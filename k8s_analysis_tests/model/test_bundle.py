@@ -8,32 +8,45 @@ from datetime import UTC, datetime
 from hashlib import sha256
 from importlib import metadata
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import sklearn
 
 from k8s_analysis.model.bundle import (
+    FEATURES_FILE,
     MANIFEST_FILE,
+    METRICS_FILE,
+    NETWORK_FILE,
+    VALIDATION_FILE,
+    WEIGHTS_FILE,
     ModelLoadError,
     Predictor,
     new_version_name,
     promote,
     save_bundle,
 )
-from k8s_analysis.model.dataset import SPLIT_TEST, build_dataset
+from k8s_analysis.model.dataset import SPLIT_VALIDATION, build_dataset
 from k8s_analysis.model.text import clean_text
-from k8s_analysis.model.train import sorted_csr, train_classifier
+from k8s_analysis.model.train import train_classifier
 from k8s_analysis_tests.model.test_train import SMALL_CONFIG, load_release_notes
 from k8s_analysis_tests.shared_data import shared_path
 
 VERSION = "20240102T030405Z-0badc0de"
 # A scikit-learn release below the project's >=1.6 requirement, so never the running one.
 OLD_SKLEARN = "1.3.2"
+# Label features on, so that the sig/area path is saved and compared too.
+BUNDLE_CONFIG = replace(SMALL_CONFIG, label_features="always")
+REAL_NOTES = 200
+
+
+def case_21() -> dict:
+    return json.loads(shared_path("cases", "case-21-model-artifact-versions.json").read_text())
 
 
 def golden_texts() -> list[str]:
-    case = json.loads(shared_path("cases", "case-21-model-artifact-versions.json").read_text())
-    return case["input"]["golden_texts"]
+    return case_21()["input"]["golden_texts"]
 
 
 @pytest.fixture(scope="module")
@@ -43,25 +56,29 @@ def dataset():
 
 @pytest.fixture(scope="module")
 def trained(dataset):
-    return train_classifier(dataset, SMALL_CONFIG)
+    return train_classifier(dataset, BUNDLE_CONFIG)
 
 
 @pytest.fixture(scope="module")
 def saved_dir(trained, tmp_path_factory):
     models_dir = tmp_path_factory.mktemp("models")
-    return save_bundle(trained, models_dir, VERSION, {"config": {"epochs": SMALL_CONFIG.epochs}})
+    return save_bundle(trained, models_dir, VERSION, {"data": {"notes": 1}, "split": {"method": "release"}})
 
 
 @pytest.fixture(scope="module")
-def sample_texts(dataset):
-    """Return the three golden texts and ten raw notes from the test split."""
-    real_notes = dataset.frame.loc[dataset.frame["split"] == SPLIT_TEST, "text"].head(10).tolist()
-    return golden_texts() + real_notes
+def sample(dataset):
+    """The three golden texts (no labels) and 200 raw validation notes with their labels."""
+    rows = dataset.frame[dataset.frame["split"] == SPLIT_VALIDATION].head(REAL_NOTES)
+    return {
+        "texts": golden_texts() + rows["text"].tolist(),
+        "sigs": [[]] * 3 + rows["sigs"].tolist(),
+        "areas": [[]] * 3 + rows["areas"].tolist(),
+    }
 
 
-def keras_scores(trained, texts: list[str]) -> np.ndarray:
-    matrix = sorted_csr(trained.features.transform([clean_text(text) for text in texts]))
-    return trained.network.predict(matrix, verbose=0).ravel()
+def keras_scores(network, features, sample) -> np.ndarray:
+    matrix = features.transform([clean_text(text) for text in sample["texts"]], sample["sigs"], sample["areas"])
+    return network.predict(matrix.toarray(), verbose=0).ravel()
 
 
 def copy_bundle(saved_dir, tmp_path):
@@ -78,18 +95,75 @@ def set_saved_sklearn_version(model_dir, version: str) -> None:
 
 
 @pytest.mark.slow
-def test_predictor_matches_keras(trained, saved_dir, sample_texts):
-    expected = keras_scores(trained, sample_texts)
+def test_predictor_matches_trained_keras(trained, saved_dir, sample):
+    expected = keras_scores(trained.network, trained.features, sample)
 
-    scores = Predictor(saved_dir).predict_proba(sample_texts)
+    scores = Predictor(saved_dir).predict_proba(sample["texts"], sample["sigs"], sample["areas"])
 
-    assert scores.shape == (13,)
-    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-6)
+    assert scores.shape == (REAL_NOTES + 3,)
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow
-def test_predictor_scores_are_probabilities(saved_dir, sample_texts):
-    scores = Predictor(saved_dir).predict_proba(sample_texts)
+def test_predictor_matches_saved_keras_file(saved_dir, sample):
+    # The .keras file loads with no custom objects, and agrees with the NumPy weights.
+    import keras
+
+    network = keras.saving.load_model(saved_dir / NETWORK_FILE)
+    predictor = Predictor(saved_dir)
+
+    expected = keras_scores(network, predictor.features, sample)
+    scores = predictor.predict_proba(sample["texts"], sample["sigs"], sample["areas"])
+
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_labels_change_scores(saved_dir, sample):
+    predictor = Predictor(saved_dir)
+
+    with_labels = predictor.predict_proba(sample["texts"], sample["sigs"], sample["areas"])
+    without = predictor.predict_proba(sample["texts"])
+
+    assert predictor.uses_labels
+    assert np.abs(with_labels - without).max() > 1e-4
+
+
+@pytest.mark.slow
+def test_bundle_files(saved_dir, trained):
+    names = {path.name for path in saved_dir.iterdir()}
+    features = json.loads((saved_dir / FEATURES_FILE).read_text())
+
+    assert names == {FEATURES_FILE, WEIGHTS_FILE, NETWORK_FILE, MANIFEST_FILE, METRICS_FILE, VALIDATION_FILE}
+    assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in names)
+    assert features["word"]["terms"] == trained.features.word.get_feature_names_out().tolist()
+    assert features["labels"] == trained.features.labels
+
+
+@pytest.mark.slow
+def test_weights_plain_arrays(saved_dir, trained):
+    with np.load(saved_dir / WEIGHTS_FILE, allow_pickle=False) as arrays:
+        shapes = {name: arrays[name].shape for name in arrays.files}
+
+    width = BUNDLE_CONFIG.hidden_units[0]
+    assert shapes == {"kernel_0": (trained.features.n_features, width), "bias_0": (width,),
+                      "kernel_1": (width, 1), "bias_1": (1,)}
+
+
+@pytest.mark.slow
+def test_metrics_file_keeps_split_figures(saved_dir, trained):
+    metrics = json.loads((saved_dir / METRICS_FILE).read_text())
+
+    assert metrics["source"] == "split"
+    assert "refit on all notes" in metrics["note"]
+    assert metrics["validation"]["f1"] == pytest.approx(trained.metrics["validation"]["f1"])
+    assert set(metrics["validation"]) >= {"precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "confusion"}
+    assert metrics["baseline"]["model"].startswith("TF-IDF")
+
+
+@pytest.mark.slow
+def test_predictor_scores_are_probabilities(saved_dir, sample):
+    scores = Predictor(saved_dir).predict_proba(sample["texts"])
 
     assert ((scores >= 0.0) & (scores <= 1.0)).all()
     # Constant scores would match a broken network just as well.
@@ -106,8 +180,12 @@ def test_manifest_records_versions(trained, saved_dir):
     assert libraries["scikit-learn"] == sklearn.__version__
     assert libraries["keras"] == metadata.version("keras")
     assert libraries["numpy"] == metadata.version("numpy")
-    assert libraries["h5py"] == metadata.version("h5py")
     assert "tensorflow" in libraries
+    assert manifest["config"]["label_features"] == "always"
+    assert manifest["label_features"] is True
+    assert manifest["activations"] == ["relu", "sigmoid"]
+    assert manifest["data"] == {"notes": 1}
+    assert manifest["split"] == {"method": "release"}
 
 
 @pytest.mark.slow
@@ -157,13 +235,59 @@ def test_sklearn_mismatch_raises(saved_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_mismatch_allowed_by_flag(saved_dir, tmp_path, sample_texts):
+def test_mismatch_allowed_by_flag(saved_dir, tmp_path, sample):
     model_dir = copy_bundle(saved_dir, tmp_path)
     set_saved_sklearn_version(model_dir, OLD_SKLEARN)
 
-    scores = Predictor(model_dir, allow_version_mismatch=True).predict_proba(sample_texts)
+    scores = Predictor(model_dir, allow_version_mismatch=True).predict_proba(sample["texts"])
 
-    np.testing.assert_array_equal(scores, Predictor(saved_dir).predict_proba(sample_texts))
+    np.testing.assert_array_equal(scores, Predictor(saved_dir).predict_proba(sample["texts"]))
+
+
+def test_case_21_bundle_refused(tmp_path):
+    """The original tool's bundle: old versions listed, and the SavedModel folder named."""
+    case = case_21()
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(case["input"]["artifact_manifest"]))
+    (tmp_path / "mlp_savedmodel").mkdir()
+
+    with pytest.raises(ModelLoadError) as raised:
+        Predictor(tmp_path)
+    message = str(raised.value)
+
+    assert f"scikit-learn 1.3.2 (running {sklearn.__version__})" in message
+    assert f"keras 2.15.0 (running {metadata.version('keras')})" in message
+    assert "'mlp_savedmodel/'" in message
+    assert "re-export it with model.save('network.keras')" in message
+
+
+@pytest.mark.slow
+def test_golden_round_trip(saved_dir, tmp_path):
+    """case-21: save, load elsewhere, and score the golden texts the same to 1e-6."""
+    before = Predictor(saved_dir).predict_proba(golden_texts())
+    moved = copy_bundle(saved_dir, tmp_path)
+
+    after = Predictor(moved).predict_proba(golden_texts())
+
+    np.testing.assert_allclose(after, before, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_case_20_one_string_refused(saved_dir):
+    # case-20 request b: a bare string must never be scored as a list of characters.
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        Predictor(saved_dir).predict_proba("kubelet panics on start")
+
+
+@pytest.mark.slow
+def test_case_20_shapes(saved_dir):
+    """case-20: as many predictions as documents; None is empty; empty rows are flagged."""
+    predictor = Predictor(saved_dir)
+
+    assert predictor.predict_proba([]).shape == (0,)
+    blank = predictor.transform(["", "   ", None])
+    assert predictor.forward(blank).shape == (3,)
+    assert predictor.informative(blank).tolist() == [False, False, False]
+    assert predictor.informative(predictor.transform(["kubelet panics on start"])).tolist() == [True]
 
 
 def test_missing_folder_named(tmp_path):

@@ -1,7 +1,6 @@
 """Tests for train_classifier and its helpers, on the published Kubernetes release notes."""
 
 import json
-import logging
 import subprocess
 import sys
 import textwrap
@@ -9,16 +8,16 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import average_precision_score, f1_score, precision_score, roc_auc_score
 
-from k8s_analysis.model.dataset import SPLIT_TRAIN, SPLIT_VALIDATION, build_dataset
+from k8s_analysis.model.dataset import SPLIT_TRAIN, SPLIT_VALIDATION, SplitConfig, build_dataset
+from k8s_analysis.model.features import FeatureConfig, fit_features
 from k8s_analysis.model.train import (
+    LABEL_MIN_GAIN,
     InsufficientDataError,
     InsufficientTextError,
     ModelConfig,
     class_weights,
-    fit_features,
-    sorted_csr,
     train_classifier,
 )
 from k8s_analysis.tables.items import build_item_tables
@@ -73,15 +72,15 @@ def trained(dataset):
 
 
 @pytest.mark.slow
-def test_test_roc_auc_above_bound(trained):
-    # SMALL_CONFIG measured 0.884 (seed 0, CPU, 5,560 notes), so the bound leaves a margin.
-    assert trained.metrics["test"]["roc_auc"] > 0.8
+def test_validation_roc_auc_above_bound(trained):
+    # SMALL_CONFIG measured 0.89 (seed 0, CPU, train 1.14-1.30, validate 1.31-1.32).
+    assert trained.metrics["validation"]["roc_auc"] > 0.85
 
 
 @pytest.mark.slow
-def test_test_f1_above_bound(trained):
-    # SMALL_CONFIG measured 0.734 (seed 0, CPU, 5,560 notes), so the bound leaves a margin.
-    assert trained.metrics["test"]["f1"] > 0.6
+def test_validation_f1_above_bound(trained):
+    # SMALL_CONFIG measured 0.75 (seed 0, CPU), so the bound leaves a margin.
+    assert trained.metrics["validation"]["f1"] > 0.7
 
 
 @pytest.mark.slow
@@ -91,39 +90,124 @@ def test_threshold_inside_unit_interval(trained):
 
 
 @pytest.mark.slow
-def test_threshold_maximises_validation_f1(trained, dataset):
-    labels = dataset.labels(SPLIT_VALIDATION)
-    matrix = sorted_csr(trained.features.transform(dataset.texts(SPLIT_VALIDATION)))
-    scores = trained.network.predict(matrix, verbose=0).ravel()
+def test_threshold_maximises_validation_f1(trained):
+    labels = trained.validation["is_bug"].to_numpy()
+    scores = trained.validation["probability"].to_numpy()
 
     best_f1 = max(f1_score(labels, scores >= candidate) for candidate in np.unique(scores))
-    f1_at_threshold = f1_score(labels, scores >= trained.threshold)
 
     assert trained.threshold in set(scores.tolist())
-    assert f1_at_threshold == pytest.approx(best_f1)
+    assert f1_score(labels, scores >= trained.threshold) == pytest.approx(best_f1)
     assert trained.metrics["validation"]["f1"] == pytest.approx(best_f1)
 
 
 @pytest.mark.slow
-def test_k_best_kept_when_smaller(trained):
-    selector = trained.features.named_steps["select"]
+def test_metrics_recomputed_from_scores(trained):
+    labels = trained.validation["is_bug"].to_numpy()
+    scores = trained.validation["probability"].to_numpy()
+    predicted = scores >= trained.threshold
+    validation = trained.metrics["validation"]
 
-    assert selector.k == SMALL_CONFIG.k_best
-    assert trained.metrics["features"] == SMALL_CONFIG.k_best
+    assert validation["rows"] == len(labels) == trained.metrics["split"]["counts"]["validation"]
+    assert validation["confusion"] == {
+        "true_negative": int((~labels & ~predicted).sum()), "false_positive": int((~labels & predicted).sum()),
+        "false_negative": int((labels & ~predicted).sum()), "true_positive": int((labels & predicted).sum()),
+    }
+    assert validation["roc_auc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert validation["pr_auc"] == pytest.approx(average_precision_score(labels, scores))
+    assert validation["brier"] == pytest.approx(np.mean((scores - labels) ** 2), rel=1e-5)
 
 
-def test_k_best_clamped_to_vocabulary(dataset, caplog):
-    texts = dataset.texts(SPLIT_TRAIN)[:300]
-    labels = dataset.labels(SPLIT_TRAIN)[:300]
-    config = ModelConfig(k_best=1_000_000)
+@pytest.mark.slow
+def test_per_release_rows_add_up(trained):
+    per_release = trained.metrics["per_release"]
 
-    with caplog.at_level(logging.INFO, logger="k8s_analysis.model.train"):
-        features, matrix = fit_features(texts, labels, config)
-    vocabulary_size = len(features.named_steps["tfidf"].vocabulary_)
+    assert list(per_release) == ["1.31", "1.32"]
+    assert sum(figures["rows"] for figures in per_release.values()) == trained.metrics["validation"]["rows"]
 
-    assert features.named_steps["select"].k == vocabulary_size
-    assert matrix.shape == (300, vocabulary_size)
-    assert "clamped" in caplog.text
+
+@pytest.mark.slow
+def test_baseline_on_same_split(trained):
+    baseline = trained.metrics["baseline"]
+
+    assert baseline["rows"] == trained.metrics["validation"]["rows"]
+    # The linear baseline measured F1 0.75 and ROC-AUC 0.89 on this split.
+    assert 0.7 < baseline["f1"] < 0.8
+    assert 0.85 < baseline["roc_auc"] < 0.92
+    assert "baseline_probability" in trained.validation
+
+
+@pytest.mark.slow
+def test_refit_on_every_note(trained, dataset):
+    refit = trained.metrics["refit"]
+
+    assert refit["rows"] == len(dataset.frame)
+    assert refit["epochs"] == trained.metrics["best_epoch"]
+    # The refit trains on the validation notes too, so its vocabulary includes words only they contain.
+    validation_only = set(" ".join(dataset.texts(SPLIT_VALIDATION)).split()) - set(
+        " ".join(dataset.texts(SPLIT_TRAIN)).split())
+    known = set(trained.features.word.vocabulary_)
+    assert validation_only & known
+
+
+@pytest.mark.slow
+def test_label_feature_choice_recorded(trained):
+    choice = trained.metrics["label_features"]
+
+    assert set(choice["validation_f1"]) == {"with", "without"}
+    gain = choice["validation_f1"]["with"] - choice["validation_f1"]["without"]
+    assert choice["used"] == (gain >= LABEL_MIN_GAIN - 1e-4)
+    assert bool(trained.features.labels) == choice["used"]
+
+
+@pytest.mark.slow
+def test_best_epoch_from_history(trained):
+    losses = trained.history["val_loss"]
+
+    assert trained.metrics["best_epoch"] == int(np.argmin(losses)) + 1
+    assert len(losses) <= SMALL_CONFIG.epochs
+
+
+def test_labels_always_used():
+    notes = labelled_notes()
+    dataset = build_dataset(notes, SplitConfig(validation_releases=1))
+
+    trained = train_classifier(dataset, ModelConfig(epochs=2, label_features="always", refit=False),
+                               with_baseline=False)
+
+    assert trained.metrics["label_features"]["used"] is True
+    assert "sig/node" in trained.features.labels
+    assert not any(name.startswith("kind/") for name in trained.features.labels)
+
+
+def test_target_precision_threshold(dataset):
+    small = build_dataset(load_release_notes().sample(1500, random_state=0))
+    config = ModelConfig(epochs=3, k_best=3000, target_precision=0.8, label_features="never", refit=False)
+
+    trained = train_classifier(small, config, with_baseline=False)
+    labels = trained.validation["is_bug"].to_numpy()
+    scores = trained.validation["probability"].to_numpy()
+    reaching = [t for t in np.unique(scores) if precision_score(labels, scores >= t, zero_division=0) >= 0.8]
+
+    assert trained.threshold == pytest.approx(min(reaching))
+    assert trained.metrics["validation"]["precision"] >= 0.8
+    assert "precision >= 0.8" in trained.metrics["threshold_rule"]
+
+
+def labelled_notes() -> pd.DataFrame:
+    """Return notes over three releases where sig/node marks every bug and the texts carry little signal."""
+    rows = []
+    for index in range(240):
+        bug = index % 2 == 0
+        rows.append({
+            "pr_number": 1_000 + index,
+            "text": f"update component {index % 17} behaviour for case {index}",
+            "is_bug": bug,
+            "sigs": ["node"] if bug else ["apps"],
+            "areas": ["kubelet"],
+            "release_version": f"1.{20 + index // 80}.0",
+        })
+    return pd.DataFrame(rows)
 
 
 def test_case_rows_raise_insufficient_data():
@@ -145,7 +229,7 @@ def test_case_texts_empty_vocabulary():
     labels = case_training_rows()["is_bug"].to_numpy(dtype=np.float32)
 
     with pytest.raises(InsufficientTextError, match="empty vocabulary") as raised:
-        fit_features(texts, labels, ModelConfig())
+        fit_features(texts, labels, FeatureConfig(min_df=2))
 
     assert isinstance(raised.value.__cause__, ValueError)
 
