@@ -90,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--save", type=Path, metavar="FILE",
                          help="write the series or chart instead of printing: .png, .svg, .csv or .parquet")
 
+    train = commands.add_parser(
+        "train", parents=[common],
+        help="retrain the kind/bug classifier on the stored release_notes table",
+        description="Run the retrain job (train, check against the baseline and the promoted model, "
+                    "evaluate) on DATA_DIR/tables/release_notes.parquet, written by `k8s-analysis run`.",
+    )
+    train.add_argument("--tune", action="store_true",
+                       help="first search layers (1-3), units (8-128), word n-grams (1-3) and k, print the "
+                            "trials by validation F1, save the best to DATA_DIR/models/tuned-config.json, "
+                            "then train with it")
+    train.add_argument("--trials", type=int, default=20, metavar="N",
+                       help="with --tune: how many configurations to try, the current one included (default 20)")
+
     predict = commands.add_parser(
         "predict", parents=[common],
         help="print the probability that a release note is kind/bug",
@@ -103,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="judge one known bug note and one known non-bug note; fail if either is wrong")
     predict.add_argument("--input", type=Path, metavar="FILE",
                          help="score a JSON Lines file of {\"text\": ...} objects instead of TEXT")
+    predict.add_argument("--sig", action="append", default=[], metavar="NAME",
+                         help="with TEXT: a sig/NAME label of the PR (repeatable); used when the model "
+                              "was trained with label features")
+    predict.add_argument("--area", action="append", default=[], metavar="NAME",
+                         help="with TEXT: an area/NAME label of the PR (repeatable)")
     predict.add_argument("--output", type=Path, metavar="FILE",
                          help="with --input: where to write the objects with probability and kind_bug added")
     return parser
@@ -127,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return analyze_command(args, layout, parser)
         if args.command == "export":
             return plan_command(args, layout) if args.plan else export_command(args, layout)
+        if args.command == "train":
+            return train_command(args, layout)
         return predict_command(args, layout, parser)
     except (ValueError, RuntimeError, OSError) as error:  # GitHubError and ExportBusyError included
         print(f"k8s-analysis {args.command}: error: {error}", file=sys.stderr)
@@ -184,6 +204,82 @@ def run_command(layout: DataLayout) -> int:
     result, home = execute_job(layout, MAIN_JOB, {})
     print_summary(layout, result, home)
     return 0 if result.success else 1
+
+
+def train_command(args: argparse.Namespace, layout: DataLayout) -> int:
+    from k8s_analysis.jobs import RETRAIN_JOB
+    from k8s_analysis.summary import model_line, step_failures
+
+    notes_path = layout.table_path("release_notes")
+    if not notes_path.is_file():
+        raise ValueError(f"no release_notes table at {notes_path}; build the tables first with "
+                         f"`k8s-analysis --data-dir {layout.root} run`")
+    if args.tune:
+        if args.trials < 1:
+            raise ValueError(f"--trials is {args.trials}; it must be 1 or more")
+        tune_command(layout, notes_path, args.trials)
+    result, home = execute_job(layout, RETRAIN_JOB, {})
+    print()
+    print(f"k8s-analysis train {'succeeded' if result.success else 'FAILED'} (Dagster run {result.run_id})")
+    print(f"  model:          {model_line(layout, result)}")
+    blocked = new_model_not_promoted(result)
+    if blocked:
+        print(f"  new model:      {blocked}")
+    print(f"  models:         {layout.models_dir}")
+    for line in step_failures(result):
+        print(line)
+    return 0 if result.success else 1
+
+
+def new_model_not_promoted(result) -> str | None:
+    """Say which new version was kept out of ``current`` and which checks stopped it."""
+    version = None
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        if event.asset_key.path[-1] == "kind_bug_classifier" and "promoted" in metadata:
+            if metadata["promoted"].value:
+                return None
+            version = metadata["version"].value
+    if version is None:
+        return None
+    failed = [f"{evaluation.check_name} ({evaluation.description})" if evaluation.description
+              else evaluation.check_name
+              for evaluation in result.get_asset_check_evaluations() if not evaluation.passed]
+    return f"{version} saved but not promoted; failed checks: {'; '.join(failed) or 'none (promote is off)'}"
+
+
+def tune_command(layout: DataLayout, notes_path: Path, trials: int) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from k8s_analysis.assets.model import TUNED_SETTINGS, ClassifierConfig
+    from k8s_analysis.atomic import write_text
+    from k8s_analysis.model.dataset import build_dataset
+    from k8s_analysis.model.tune import tune
+
+    defaults = ClassifierConfig()
+    tuned = None
+    if layout.tuned_config_path.is_file():
+        tuned = json.loads(layout.tuned_config_path.read_text()).get("config")
+    base = defaults.to_model_config(tuned)
+    dataset = build_dataset(pd.read_parquet(notes_path), defaults.split_config(), log=logger)
+    results = tune(dataset, base, trials=trials, seed=defaults.seed, log=logger)
+    table = pd.DataFrame([trial.row() for trial in results])
+    table.index = range(1, len(table) + 1)
+    print(f"\n{len(results)} configurations by validation F1 (split {dataset.info['method']}, "
+          f"validation releases {'-'.join(dataset.info['releases']['validation']) or 'n/a'}):")
+    print(table.to_string())
+    best = results[0].config.as_dict()
+    write_text(layout.tuned_config_path, json.dumps({
+        "config": {name: best[name] for name in TUNED_SETTINGS},
+        "validation_f1": results[0].f1,
+        "validation_roc_auc": results[0].roc_auc,
+        "created_at": datetime.now(UTC).isoformat(),
+        "trials": [trial.row() for trial in results],
+    }, indent=2) + "\n")
+    print(f"\nsaved the best configuration to {layout.tuned_config_path}; training with it now")
 
 
 def export_command(args: argparse.Namespace, layout: DataLayout) -> int:
@@ -295,9 +391,14 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
         for problem in report.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1 if report.problems else 0
-    probability = float(predictor.predict_proba([args.text])[0])
+    labels = [[name.removeprefix("sig/") for name in args.sig]], [[name.removeprefix("area/") for name in args.area]]
+    matrix = predictor.transform([args.text], *labels)
+    probability = float(predictor.forward(matrix)[0])
     verdict = "kind/bug" if probability >= threshold else "not kind/bug"
     print(f"{probability:.4f} {verdict} (threshold {threshold:.3f}, model {predictor.version})")
+    if not predictor.informative(matrix)[0]:
+        print("warning: the model knows none of this text's words, so the probability reflects "
+              "no evidence; give the full release note", file=sys.stderr)
     return 0 if probability >= threshold else 1
 
 

@@ -1,4 +1,5 @@
-"""Jobs: the main job materializes every asset; the export job refreshes the raw store."""
+"""Jobs: the main job materializes every asset; the export job refreshes the raw store; the retrain
+job trains, checks and evaluates the classifier on the stored tables."""
 
 import dagster as dg
 
@@ -16,4 +17,12 @@ export_issues = dg.define_asset_job(
     EXPORT_JOB,
     selection=dg.AssetSelection.assets("raw_issues"),
     description="Bring the raw store up to date from the issue source (a live export when GITHUB_TOKEN is set).",
+)
+
+RETRAIN_JOB = "retrain_job"
+
+retrain_job = dg.define_asset_job(
+    RETRAIN_JOB,
+    selection=dg.AssetSelection.assets("kind_bug_classifier", "classifier_evaluation"),
+    description="Retrain the kind/bug classifier on the stored release_notes table, check it and evaluate it.",
 )

@@ -61,6 +61,11 @@ class DataLayout:
         return self.models_dir / "current"
 
     @property
+    def tuned_config_path(self) -> Path:
+        """The best configuration ``k8s-analysis train --tune`` found; training starts from it."""
+        return self.models_dir / "tuned-config.json"
+
+    @property
     def analysis_dir(self) -> Path:
         return self.root / "analysis"
 

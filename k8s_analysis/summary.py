@@ -31,11 +31,17 @@ def model_line(layout, result) -> str:
     if not metrics_path.exists():
         return "none trained yet"
     metrics = json.loads(metrics_path.read_text())
-    test = metrics["test"]
+    validation = metrics["validation"]
+    baseline = metrics.get("baseline", {})
     version = layout.current_model_dir.resolve().name
-    return (f"{version}: on the newest {test['rows']:,} notes precision {test['precision']:.3f}, "
-            f"recall {test['recall']:.3f}, F1 {test['f1']:.3f}, ROC-AUC {test['roc_auc']:.3f} "
-            f"(threshold {metrics['threshold']:.3f})")
+    releases = metrics.get("split", {}).get("releases", {}).get("validation") or []
+    held_back = f"releases {'-'.join(dict.fromkeys(releases))}" if releases else "the newest notes"
+    line = (f"{version}: on {validation['rows']:,} validation notes ({held_back}) precision "
+            f"{validation['precision']:.3f}, recall {validation['recall']:.3f}, F1 {validation['f1']:.3f}, "
+            f"ROC-AUC {validation['roc_auc']:.3f} (threshold {metrics['threshold']:.3f})")
+    if baseline:
+        line += f"\n                  baseline: F1 {baseline['f1']:.3f}, ROC-AUC {baseline['roc_auc']:.3f}"
+    return line
 
 
 def step_failures(result) -> list[str]:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,18 +153,54 @@ def test_predict_scores_jsonl(data_dir, tmp_path):
         {"title": "no text here"},
         "not json",
         {"text": "Added the --wait flag to kubectl delete.", "pr": 2},
+        {"text": "Fixed a crash.", "sigs": "node"},
     ]
     notes.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
     output = tmp_path / "scored.jsonl"
     result = cli("--data-dir", str(data_dir), "predict", "--input", str(notes), "--output", str(output))
     scored = [json.loads(line) for line in output.read_text().splitlines()]
-    single = cli("--data-dir", str(data_dir), "predict", lines[0]["text"])
+    single = cli("--data-dir", str(data_dir), "predict", lines[0]["text"], "--sig", "network")
     assert result.returncode == 1
     assert "scored 2 notes" in result.stdout
     assert f"{notes}:2: no \"text\"" in result.stderr
     assert f"{notes}:3: invalid JSON" in result.stderr
+    assert f"{notes}:5: \"sigs\" must be a list of label names" in result.stderr
     assert [note["pr"] for note in scored] == [1, 2]
     assert scored[0]["sigs"] == ["network"]
     assert scored[0]["probability"] == pytest.approx(float(single.stdout.split()[0]), abs=1e-4)
     assert scored[0]["kind_bug"] is True
     assert scored[1]["kind_bug"] is False
+
+
+def test_predict_flags_unknown_words(data_dir):
+    result = cli("--data-dir", str(data_dir), "predict", "the and of")
+    assert "the model knows none of this text's words" not in result.stderr
+    blank = cli("--data-dir", str(data_dir), "predict", "\u2603\u2603 \u2603")
+    assert "the model knows none of this text's words" in blank.stderr
+
+
+def test_train_without_table_says_run(tmp_path):
+    result = cli("--data-dir", str(tmp_path), "train")
+    assert result.returncode == 2
+    assert f"no release_notes table at {tmp_path / 'tables' / 'release_notes.parquet'}" in result.stderr
+    assert f"k8s-analysis --data-dir {tmp_path} run" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_tune_saves_and_uses_config(data_dir, tmp_path):
+    root = tmp_path / "data"
+    (root / "tables").mkdir(parents=True)
+    shutil.copy(data_dir / "tables" / "release_notes.parquet", root / "tables")
+
+    result = cli("--data-dir", str(root), "train", "--tune", "--trials", "2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 configurations by validation F1" in result.stdout
+    assert "k8s-analysis train succeeded" in result.stdout
+    tuned = json.loads((root / "models" / "tuned-config.json").read_text())
+    f1s = [trial["f1"] for trial in tuned["trials"]]
+    assert len(f1s) == 2
+    assert f1s == sorted(f1s, reverse=True)
+    manifest = json.loads((root / "models" / "current" / "manifest.json").read_text())
+    assert manifest["config_source"] == f"tuned: {root / 'models' / 'tuned-config.json'}"
+    assert {name: manifest["config"][name] for name in tuned["config"]} == tuned["config"]

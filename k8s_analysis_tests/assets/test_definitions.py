@@ -15,8 +15,9 @@ from k8s_analysis.resources import DataDirResource
 from k8s_analysis.sources import ArchiveIssueSource, ReleaseNotesSource
 from k8s_analysis_tests.shared_data import shared_path
 
-# Small settings so a test run trains in seconds; the defaults are measured elsewhere.
-FAST_MODEL = {"ops": {"kind_bug_classifier": {"config": {"epochs": 4, "k_best": 5000}}}}
+# One feature variant instead of two, so a test run trains in about ten seconds.
+FAST_MODEL = {"ops": {"kind_bug_classifier": {"config": {"label_features": "never"}}}}
+MODEL_CHECKS = {"trained_on_enough_text", "beats_baseline", "not_worse_than_promoted", "roc_auc_high_enough"}
 EXPECTED_GROUPS = {
     "raw_issues": "raw",
     "raw_release_notes": "raw",
@@ -25,6 +26,7 @@ EXPECTED_GROUPS = {
     "labels": "tables",
     "release_notes": "tables",
     "kind_bug_classifier": "model",
+    "classifier_evaluation": "model",
     **{name: "analysis" for name in [
         "created", "closed", "created_vs_closed", "labels_by_name", "labels_by_group", "users_by_created",
         "users_by_closed", "release_notes_stats", "time_to_close", "monthly_throughput", "analysis_report",
@@ -102,8 +104,7 @@ def test_graph_checks_pass(full_run):
     outcomes = check_outcomes(result)
     assert set(outcomes) == {
         "issues_ids_unique", "pull_requests_ids_unique", "pull_requests_have_numbers",
-        "release_notes_have_text", "release_notes_one_row_per_pr",
-        "trained_on_enough_text", "beats_chance_on_test",
+        "release_notes_have_text", "release_notes_one_row_per_pr", *MODEL_CHECKS,
     }
     assert all(outcomes.values()), outcomes
 
@@ -120,7 +121,30 @@ def test_graph_metadata_evidence(full_run):
     assert prs["release_notes_found"] == 210
     assert model["status"] == "trained"
     assert 0.0 < model["threshold"] < 1.0
-    assert {"precision", "recall", "f1", "roc_auc"} <= set(model["metrics"]["test"])
+    assert model["split"]["releases"] == {"train": ["1.14", "1.30"], "validation": ["1.31", "1.32"]}
+    # Measured F1 0.762 and ROC-AUC 0.902 on a 2-core CPU. Other seeds and CPUs move them by
+    # about 0.01, so the bounds leave that much room.
+    assert model["validation_f1"] >= 0.75
+    assert model["validation_roc_auc"] >= 0.89
+    assert model["validation_f1"] > model["baseline_f1"]
+
+
+@pytest.mark.slow
+def test_graph_evaluation_metadata(full_run):
+    root, result, _ = full_run
+    model = materialization_metadata(result, "kind_bug_classifier")
+    evaluation = materialization_metadata(result, "classifier_evaluation")
+    folder = DataLayout(root).models_dir / model["version"] / "evaluation"
+    assert evaluation["version"] == model["version"]
+    assert "| F1 |" in evaluation["metrics"]
+    assert "| Baseline |" in evaluation["metrics"]
+    assert "| labelled kind/bug |" in evaluation["confusion_matrix"]
+    assert "| 1.31 |" in evaluation["per_release"]
+    assert "| 1.32 |" in evaluation["per_release"]
+    for key in ("roc_curve", "precision_recall_curve", "calibration"):
+        assert evaluation[key].startswith("![chart](data:image/png;base64,")
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "calibration.png", "confusion.png", "precision_recall.png", "roc.png"]
 
 
 @pytest.mark.slow
@@ -193,7 +217,7 @@ def test_empty_vocabulary_fails_check_keeps_model(tmp_path):
     )
 
     assert result.success
-    assert check_outcomes(result) == {"trained_on_enough_text": False, "beats_chance_on_test": False}
+    assert check_outcomes(result) == dict.fromkeys(MODEL_CHECKS, False)
     metadata = materialization_metadata(result, "kind_bug_classifier")
     assert metadata["status"] == "skipped: insufficient_text"
     assert "empty vocabulary" in metadata["reason"]
