@@ -208,7 +208,7 @@ def run_command(layout: DataLayout) -> int:
 
 def train_command(args: argparse.Namespace, layout: DataLayout) -> int:
     from k8s_analysis.jobs import RETRAIN_JOB
-    from k8s_analysis.summary import model_line, step_failures
+    from k8s_analysis.summary import model_line, new_model_not_promoted, step_failures
 
     notes_path = layout.table_path("release_notes")
     if not notes_path.is_file():
@@ -229,23 +229,6 @@ def train_command(args: argparse.Namespace, layout: DataLayout) -> int:
     for line in step_failures(result):
         print(line)
     return 0 if result.success else 1
-
-
-def new_model_not_promoted(result) -> str | None:
-    """Say which new version was kept out of ``current`` and which checks stopped it."""
-    version = None
-    for event in result.get_asset_materialization_events():
-        metadata = event.materialization.metadata
-        if event.asset_key.path[-1] == "kind_bug_classifier" and "promoted" in metadata:
-            if metadata["promoted"].value:
-                return None
-            version = metadata["version"].value
-    if version is None:
-        return None
-    failed = [f"{evaluation.check_name} ({evaluation.description})" if evaluation.description
-              else evaluation.check_name
-              for evaluation in result.get_asset_check_evaluations() if not evaluation.passed]
-    return f"{version} saved but not promoted; failed checks: {'; '.join(failed) or 'none (promote is off)'}"
 
 
 def tune_command(layout: DataLayout, notes_path: Path, trials: int) -> None:

@@ -44,6 +44,23 @@ def model_line(layout, result) -> str:
     return line
 
 
+def new_model_not_promoted(result) -> str | None:
+    """Say which new version was kept out of ``current`` and which checks stopped it."""
+    version = None
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        if event.asset_key.path[-1] == "kind_bug_classifier" and "promoted" in metadata:
+            if metadata["promoted"].value:
+                return None
+            version = metadata["version"].value
+    if version is None:
+        return None
+    failed = [f"{evaluation.check_name} ({evaluation.description})" if evaluation.description
+              else evaluation.check_name
+              for evaluation in result.get_asset_check_evaluations() if not evaluation.passed]
+    return f"{version} saved but not promoted; failed checks: {'; '.join(failed) or 'none (promote is off)'}"
+
+
 def step_failures(result) -> list[str]:
     """One line per failed step, with the error our code raised rather than Dagster's wrapper."""
     lines = []
@@ -73,6 +90,9 @@ def print_summary(layout, result, dagster_home: Path) -> None:
         print(f"  release notes:  {len(notes):,} ({sources.get('release-notes', 0):,} published, "
               f"{sources.get('github', 0):,} from pull requests), bug share {notes['is_bug'].mean():.1%}")
     print(f"  model:          {model_line(layout, result)}")
+    blocked = new_model_not_promoted(result)
+    if blocked:
+        print(f"  new model:      {blocked}")
     print(f"  tables:         {layout.tables_dir}")
     print(f"  models:         {layout.models_dir}")
     print(f"  Dagster runs:   in {dagster_home}; to browse them, from the repository root: "

@@ -16,6 +16,7 @@ from k8s_analysis.model.gates import (
 )
 from k8s_analysis.model.train import ModelConfig, TrainedModel
 from k8s_analysis.paths import DataLayout
+from k8s_analysis.summary import new_model_not_promoted
 from k8s_analysis_tests.assets.test_definitions import check_outcomes, materialization_metadata, resources_for
 from k8s_analysis_tests.model.test_train import load_release_notes
 
@@ -91,12 +92,17 @@ def notes_dir(tmp_path_factory):
     return root
 
 
-def train_once(root, config: dict) -> tuple[dict, dict]:
+def materialize_classifier(root, config: dict) -> dg.ExecuteInProcessResult:
     result = dg.materialize(
         [*all_assets], selection=["kind_bug_classifier"], resources=resources_for(root),
         run_config={"ops": {"kind_bug_classifier": {"config": config}}},
     )
     assert result.success
+    return result
+
+
+def train_once(root, config: dict) -> tuple[dict, dict]:
+    result = materialize_classifier(root, config)
     return check_outcomes(result), materialization_metadata(result, "kind_bug_classifier")
 
 
@@ -114,7 +120,8 @@ def test_better_promoted_worse_kept_out(notes_dir):
     assert os.readlink(current) == good["version"]
 
     # Another split: the promoted configuration must be retrained on it to be compared.
-    checks, worse = train_once(notes_dir, {**WEAK, "validation_releases": 3})
+    result = materialize_classifier(notes_dir, {**WEAK, "validation_releases": 3})
+    checks, worse = check_outcomes(result), materialization_metadata(result, "kind_bug_classifier")
     assert checks[NOT_WORSE_THAN_PROMOTED] is False
     assert checks[BEATS_BASELINE] is False
     assert worse["promoted"] is False
@@ -123,6 +130,9 @@ def test_better_promoted_worse_kept_out(notes_dir):
     gate = recorded_gate(notes_dir, worse["version"])
     assert "its configuration retrained on this split" in gate["description"]
     assert gate["promoted_version"] == good["version"]
+    summary = new_model_not_promoted(result)
+    assert summary.startswith(f"{worse['version']} saved but not promoted; failed checks: ")
+    assert "not_worse_than_promoted (validation F1" in summary
 
 
 def recorded_gate(root, version: str) -> dict:
