@@ -212,7 +212,8 @@ def train_command(args: argparse.Namespace, layout: DataLayout) -> int:
 
     notes_path = layout.table_path("release_notes")
     if not notes_path.is_file():
-        raise ValueError(f"no release_notes table at {notes_path}; build the tables first with "
+        raise ValueError(f"no release_notes table at {notes_path}; build the tables first: "
+                         f"`k8s-analysis --data-dir {layout.root} import EXPORT RELEASE_NOTES`, then "
                          f"`k8s-analysis --data-dir {layout.root} run`")
     if args.tune:
         if args.trials < 1:
@@ -228,7 +229,16 @@ def train_command(args: argparse.Namespace, layout: DataLayout) -> int:
     print(f"  models:         {layout.models_dir}")
     for line in step_failures(result):
         print(line)
-    return 0 if result.success else 1
+    # A skipped training is a successful Dagster run, but no model came out of it.
+    return 0 if result.success and training_happened(result) else 1
+
+
+def training_happened(result) -> bool:
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        if event.asset_key.path[-1] == "kind_bug_classifier" and "status" in metadata:
+            return metadata["status"].value == "trained"
+    return False
 
 
 def tune_command(layout: DataLayout, notes_path: Path, trials: int) -> None:
@@ -356,6 +366,9 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
     try:
         predictor = Predictor(args.model_dir or layout.current_model_dir)
     except ModelLoadError as error:
+        if args.model_dir and (args.model_dir / "current").is_dir():
+            raise ModelLoadError(f"{error}; {args.model_dir} holds model versions: "
+                                 f"did you mean --model-dir {args.model_dir / 'current'}?") from None
         if args.model_dir:
             raise
         raise ModelLoadError(
@@ -374,15 +387,22 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
         for problem in report.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1 if report.problems else 0
+    if (args.sig or args.area) and not predictor.uses_labels:
+        print(f"note: model {predictor.version} was trained without label features, so --sig and --area "
+              "do not change its prediction", file=sys.stderr)
     labels = [[name.removeprefix("sig/") for name in args.sig]], [[name.removeprefix("area/") for name in args.area]]
     matrix = predictor.transform([args.text], *labels)
     probability = float(predictor.forward(matrix)[0])
-    verdict = "kind/bug" if probability >= threshold else "not kind/bug"
+    informative = bool(predictor.informative([args.text])[0])
+    is_bug = informative and probability >= threshold
+    verdict = "kind/bug" if is_bug else "not kind/bug"
+    if not informative:
+        verdict = "not judged: no word of the text is in the model's vocabulary"
     print(f"{probability:.4f} {verdict} (threshold {threshold:.3f}, model {predictor.version})")
-    if not predictor.informative(matrix)[0]:
-        print("warning: the model knows none of this text's words, so the probability reflects "
-              "no evidence; give the full release note", file=sys.stderr)
-    return 0 if probability >= threshold else 1
+    if not informative:
+        print("warning: the probability rests on character fragments only; give the full release note",
+              file=sys.stderr)
+    return 0 if is_bug else 1
 
 
 def self_test(predictor, threshold: float) -> int:

@@ -41,6 +41,10 @@ def model_line(layout, result) -> str:
             f"ROC-AUC {validation['roc_auc']:.3f} (threshold {metrics['threshold']:.3f})")
     if baseline:
         line += f"\n                  baseline: F1 {baseline['f1']:.3f}, ROC-AUC {baseline['roc_auc']:.3f}"
+    manifest_path = layout.current_model_dir / "manifest.json"
+    source = json.loads(manifest_path.read_text()).get("config_source", "") if manifest_path.exists() else ""
+    if source.startswith("tuned"):
+        line += f"\n                  settings {source} (delete that file to train with the defaults)"
     return line
 
 

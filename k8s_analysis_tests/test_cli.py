@@ -172,11 +172,22 @@ def test_predict_scores_jsonl(data_dir, tmp_path):
     assert scored[1]["kind_bug"] is False
 
 
-def test_predict_flags_unknown_words(data_dir):
-    result = cli("--data-dir", str(data_dir), "predict", "the and of")
-    assert "the model knows none of this text's words" not in result.stderr
-    blank = cli("--data-dir", str(data_dir), "predict", "\u2603\u2603 \u2603")
-    assert "the model knows none of this text's words" in blank.stderr
+@pytest.mark.slow
+def test_predict_unknown_words_not_judged(data_dir):
+    known = cli("--data-dir", str(data_dir), "predict", "the and of")
+    unknown = cli("--data-dir", str(data_dir), "predict", "zzzqx blorfq \u2603")
+    assert "not judged" not in known.stdout
+    assert "not judged: no word of the text is in the model's vocabulary" in unknown.stdout
+    assert "character fragments only" in unknown.stderr
+    assert unknown.returncode == 1
+
+
+def test_train_skipped_exits_one(tmp_path):
+    ran = cli("--data-dir", str(tmp_path), "run")
+    trained = cli("--data-dir", str(tmp_path), "train")
+    assert ran.returncode == 0, ran.stderr
+    assert trained.returncode == 1
+    assert "skipped: insufficient_data" in trained.stdout
 
 
 def test_train_without_table_says_run(tmp_path):

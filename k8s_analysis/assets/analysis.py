@@ -91,6 +91,6 @@ def analysis_report(context: dg.AssetExecutionContext, data_dir: DataDirResource
     newest = pd.concat([issues["updated_at"], pull_requests["updated_at"]]).max()
     data_date = "no data" if pd.isna(newest) else f"{newest:%Y-%m-%d %H:%M} UTC"
     path = write_report(sections, data_date, folder / "index.html", "k8s-analysis report", skipped)
-    context.log.info("wrote %s with %s charts", path, len(sections))
+    context.log.info("wrote %s with %s chart%s", path, len(sections), "" if len(sections) == 1 else "s")
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "charts": len(sections),
                                           "charts_without_data": len(skipped), "data_date": data_date})

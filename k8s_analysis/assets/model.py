@@ -6,7 +6,6 @@ import json
 import dagster as dg
 import pandas as pd
 
-from k8s_analysis.analysis.charts import plt  # noqa: F401  (selects the Agg backend first)
 from k8s_analysis.assets.analysis import chart_markdown
 from k8s_analysis.model import evaluation
 from k8s_analysis.model.bundle import new_version_name, promote, save_bundle

@@ -94,7 +94,7 @@ def save_bundle(trained, models_dir: Path, version: str, training: dict) -> Path
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}.", dir=models_dir))
     try:
         (staging / FEATURES_FILE).write_text(json.dumps(trained.features.to_dict(), ensure_ascii=False))
-        trained.network.save(staging / NETWORK_FILE)
+        save_network(trained.network, staging / NETWORK_FILE)
         layers = dense_layers(trained.network)
         arrays = {}
         for index, (kernel, bias, _) in enumerate(layers):
@@ -123,6 +123,20 @@ def save_bundle(trained, models_dir: Path, version: str, training: dict) -> Path
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def save_network(network, path: Path) -> None:
+    """Save the network without its optimizer state, which would triple the file for nothing.
+
+    An uncompiled copy with the same weights is what gets saved; load it with
+    ``keras.saving.load_model`` and compile it again before training it further.
+    """
+    import keras
+
+    # clone_model would copy the compile state too; from_config builds an uncompiled model.
+    plain = keras.Model.from_config(network.get_config())
+    plain.set_weights(network.get_weights())
+    plain.save(path)
 
 
 def current_umask() -> int:
@@ -204,13 +218,13 @@ class Predictor:
             raise TypeError("expected a list of texts, got one string; wrap it in a list")
         return self.features.transform([clean_text(text) for text in texts], sigs, areas)
 
-    def informative(self, matrix: sp.csr_matrix) -> np.ndarray:
-        """Return True for rows with at least one known term.
+    def informative(self, texts: Sequence[str | None]) -> np.ndarray:
+        """Return True for texts with at least one word the training notes contained.
 
-        A row without any is scored by the bias alone, so its probability carries no evidence
-        about the note, and callers flag it as low information.
+        Callers flag the other texts as low information and never call them kind/bug: only
+        character fragments, or nothing, stand behind their probability.
         """
-        return np.diff(matrix.indptr) > 0
+        return self.features.has_known_word([clean_text(text) for text in texts])
 
     def predict_proba(self, texts: Sequence[str], sigs: Sequence | None = None,
                       areas: Sequence | None = None) -> np.ndarray:

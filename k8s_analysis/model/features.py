@@ -92,12 +92,23 @@ class NoteFeatures:
     """The fitted feature extractor: kept word and character terms, label columns, and k."""
 
     def __init__(self, config: FeatureConfig, word: TfidfVectorizer, char: TfidfVectorizer | None,
-                 labels: list[str]) -> None:
+                 labels: list[str], known_words: list[str] | None = None) -> None:
         self.config = config
         self.word = word
         self.char = char
         self.labels = labels
+        self.known_words = frozenset(known_words or ())
         self._label_index = {name: index for index, name in enumerate(labels)}
+        self._tokenize = word.build_tokenizer()
+
+    def has_known_word(self, texts: Sequence[str]) -> np.ndarray:
+        """Return True for cleaned texts with at least one word seen in training.
+
+        Character n-grams match almost any string ("zzzqx blorf" shares "zz" and "bl" with
+        real notes), so only whole words count as evidence.
+        """
+        return np.array([any(token in self.known_words for token in self._tokenize(text)) for text in texts],
+                        dtype=bool)
 
     @property
     def n_features(self) -> int:
@@ -150,6 +161,7 @@ class NoteFeatures:
             "word": block(self.word),
             "char": block(self.char) if self.char is not None else None,
             "labels": self.labels,
+            "known_words": sorted(self.known_words),
         }
 
     @classmethod
@@ -162,7 +174,7 @@ class NoteFeatures:
         if data.get("char") is not None:
             template = char_vectorizer(config.char_ngram_min, config.char_ngram_max, 1)
             char = fitted_copy(template, data["char"]["terms"], data["char"]["idf"])
-        return cls(config, word, char, list(data.get("labels", [])))
+        return cls(config, word, char, list(data.get("labels", [])), data.get("known_words", []))
 
 
 def unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -220,7 +232,8 @@ def fit_features(texts: Sequence[str], labels: np.ndarray, config: FeatureConfig
         kept_char = fitted_copy(char, char.get_feature_names_out()[kept_columns[1]].tolist(),
                                 char.idf_[kept_columns[1]])
     kept_labels = [label_names[i] for i in kept_columns[-1]] if config.use_labels else []
-    features = NoteFeatures(config, kept_word, kept_char, kept_labels)
+    known_words = [term for term in word.get_feature_names_out() if " " not in term]
+    features = NoteFeatures(config, kept_word, kept_char, kept_labels, known_words)
     return features, unit_rows(sp.hstack(blocks, format="csr", dtype=np.float32))
 
 

@@ -28,7 +28,7 @@ def read_notes(path: Path, report: ScoreReport) -> Iterator[dict]:
             try:
                 note = json.loads(line)
             except json.JSONDecodeError as error:
-                report.problems.append(f"{path}:{number}: invalid JSON ({error.msg})")
+                report.problems.append(f"{path}:{number}: invalid JSON ({error.msg} at column {error.colno})")
                 continue
             text = note.get("text") if isinstance(note, dict) else None
             if not isinstance(text, str) or not clean_text(text):
@@ -50,8 +50,9 @@ def score_file(predictor, source: Path, target: Path, threshold: float) -> Score
     """Write ``target`` atomically: every scorable object of ``source`` with its score added.
 
     ``sigs`` and ``areas`` (lists of label names without the prefix) feed a model trained with
-    label features. Other fields pass through unchanged. A note with no term in the model's vocabulary
-    gets ``"low_information": true``: its probability is the network's bias alone.
+    label features. Other fields pass through unchanged. A note with no word in the model's vocabulary
+    gets ``"low_information": true`` and ``"kind_bug": false``: only character fragments, or
+    nothing, stand behind its probability.
     """
     if not source.is_file():
         raise FileNotFoundError(f"no input file {source}")
@@ -72,9 +73,10 @@ def write_batch(predictor, notes: list[dict], threshold: float, out) -> int:
     matrix = predictor.transform([note["text"] for note in notes],
                                  [note.get("sigs") for note in notes], [note.get("areas") for note in notes])
     probabilities = predictor.forward(matrix)
-    informative = predictor.informative(matrix)
+    informative = predictor.informative([note["text"] for note in notes])
     for note, probability, known in zip(notes, probabilities, informative, strict=True):
-        scored = {**note, "probability": round(float(probability), 6), "kind_bug": bool(probability >= threshold)}
+        scored = {**note, "probability": round(float(probability), 6),
+                  "kind_bug": bool(known and probability >= threshold)}
         if not known:
             scored["low_information"] = True
         out.write(json.dumps(scored, ensure_ascii=False) + "\n")

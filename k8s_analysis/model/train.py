@@ -192,7 +192,9 @@ def predict_scores(network, matrix) -> np.ndarray:
     """Scores for a sparse matrix, densifying 512 rows at a time (never the whole matrix)."""
     if matrix.shape[0] == 0:
         return np.zeros(0, dtype=np.float32)
-    return np.concatenate([np.asarray(network.predict_on_batch(matrix[start:start + 512].toarray())).ravel()
+    # Calling the model directly runs eagerly; predict_on_batch traces a new graph for each
+    # batch shape and logs a retracing warning for the short last batch.
+    return np.concatenate([np.asarray(network(matrix[start:start + 512].toarray(), training=False)).ravel()
                            for start in range(0, matrix.shape[0], 512)])
 
 

@@ -1,15 +1,17 @@
 """Tests for the saved model bundle, promotion and the TensorFlow-free Predictor."""
 
+import io
 import json
 import shutil
 import subprocess
 import sys
+import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from hashlib import sha256
 from importlib import metadata
 
-from dataclasses import replace
-
+import h5py
 import numpy as np
 import pytest
 import sklearn
@@ -138,6 +140,17 @@ def test_bundle_files(saved_dir, trained):
     assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in names)
     assert features["word"]["terms"] == trained.features.word.get_feature_names_out().tolist()
     assert features["labels"] == trained.features.labels
+
+
+@pytest.mark.slow
+def test_keras_file_without_optimizer(saved_dir):
+    with zipfile.ZipFile(saved_dir / NETWORK_FILE) as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+    with weights:
+        groups = set(weights.keys())
+
+    assert "layers" in groups
+    assert "optimizer" not in groups
 
 
 @pytest.mark.slow
@@ -286,8 +299,8 @@ def test_case_20_shapes(saved_dir):
     assert predictor.predict_proba([]).shape == (0,)
     blank = predictor.transform(["", "   ", None])
     assert predictor.forward(blank).shape == (3,)
-    assert predictor.informative(blank).tolist() == [False, False, False]
-    assert predictor.informative(predictor.transform(["kubelet panics on start"])).tolist() == [True]
+    assert predictor.informative(["", "   ", None]).tolist() == [False, False, False]
+    assert predictor.informative(["kubelet panics on start", "zzzqx blorfq"]).tolist() == [True, False]
 
 
 def test_missing_folder_named(tmp_path):
