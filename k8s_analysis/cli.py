@@ -221,7 +221,9 @@ def train_command(args: argparse.Namespace, layout: DataLayout) -> int:
         tune_command(layout, notes_path, args.trials)
     result, home = execute_job(layout, RETRAIN_JOB, {})
     print()
-    print(f"k8s-analysis train {'succeeded' if result.success else 'FAILED'} (Dagster run {result.run_id})")
+    trained = training_happened(result)
+    outcome = "FAILED" if not result.success else "succeeded" if trained else "finished, but no model was trained"
+    print(f"k8s-analysis train {outcome} (Dagster run {result.run_id})")
     print(f"  model:          {model_line(layout, result)}")
     blocked = new_model_not_promoted(result)
     if blocked:
@@ -230,7 +232,7 @@ def train_command(args: argparse.Namespace, layout: DataLayout) -> int:
     for line in step_failures(result):
         print(line)
     # A skipped training is a successful Dagster run, but no model came out of it.
-    return 0 if result.success and training_happened(result) else 1
+    return 0 if result.success and trained else 1
 
 
 def training_happened(result) -> bool:
@@ -382,8 +384,9 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
         from k8s_analysis.model.scoring import score_file
 
         report = score_file(predictor, args.input, args.output, threshold)
-        print(f"scored {report.scored:,} notes into {args.output} (threshold {threshold:.3f}, "
-              f"model {predictor.version}); {len(report.problems)} line(s) skipped")
+        skipped = len(report.problems)
+        print(f"scored {plural(report.scored, 'note')} into {args.output} (threshold {threshold:.3f}, "
+              f"model {predictor.version}); {plural(skipped, 'line')} skipped")
         for problem in report.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1 if report.problems else 0
@@ -400,9 +403,13 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
         verdict = "not judged: no word of the text is in the model's vocabulary"
     print(f"{probability:.4f} {verdict} (threshold {threshold:.3f}, model {predictor.version})")
     if not informative:
-        print("warning: the probability rests on character fragments only; give the full release note",
-              file=sys.stderr)
+        print("warning: no word of this text occurred in the training notes, so its probability carries "
+              "no evidence; give the full release note", file=sys.stderr)
     return 0 if is_bug else 1
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def self_test(predictor, threshold: float) -> int:

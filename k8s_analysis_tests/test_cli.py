@@ -154,6 +154,7 @@ def test_predict_scores_jsonl(data_dir, tmp_path):
         "not json",
         {"text": "Added the --wait flag to kubectl delete.", "pr": 2},
         {"text": "Fixed a crash.", "sigs": "node"},
+        '{"text": "broken',
     ]
     notes.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
     output = tmp_path / "scored.jsonl"
@@ -163,7 +164,8 @@ def test_predict_scores_jsonl(data_dir, tmp_path):
     assert result.returncode == 1
     assert "scored 2 notes" in result.stdout
     assert f"{notes}:2: no \"text\"" in result.stderr
-    assert f"{notes}:3: invalid JSON" in result.stderr
+    assert f"{notes}:3: invalid JSON (Expecting value at column 1)" in result.stderr
+    assert f"{notes}:6: invalid JSON (Unterminated string starting at column 10)" in result.stderr
     assert f"{notes}:5: \"sigs\" must be a list of label names" in result.stderr
     assert [note["pr"] for note in scored] == [1, 2]
     assert scored[0]["sigs"] == ["network"]
@@ -178,7 +180,7 @@ def test_predict_unknown_words_not_judged(data_dir):
     unknown = cli("--data-dir", str(data_dir), "predict", "zzzqx blorfq \u2603")
     assert "not judged" not in known.stdout
     assert "not judged: no word of the text is in the model's vocabulary" in unknown.stdout
-    assert "character fragments only" in unknown.stderr
+    assert "no word of this text occurred in the training notes" in unknown.stderr
     assert unknown.returncode == 1
 
 
@@ -188,6 +190,7 @@ def test_train_skipped_exits_one(tmp_path):
     assert ran.returncode == 0, ran.stderr
     assert trained.returncode == 1
     assert "skipped: insufficient_data" in trained.stdout
+    assert "k8s-analysis train finished, but no model was trained" in trained.stdout
 
 
 def test_train_without_table_says_run(tmp_path):

@@ -26,9 +26,12 @@ def read_notes(path: Path, report: ScoreReport) -> Iterator[dict]:
             if not line.strip():
                 continue
             try:
-                note = json.loads(line)
+                # Parsed without its newline, which json would otherwise report as the fault.
+                note = json.loads(line.strip())
             except json.JSONDecodeError as error:
-                report.problems.append(f"{path}:{number}: invalid JSON ({error.msg} at column {error.colno})")
+                # json's messages either end in " at" ("Unterminated string starting at") or not.
+                joint = " " if error.msg.endswith(" at") else " at "
+                report.problems.append(f"{path}:{number}: invalid JSON ({error.msg}{joint}column {error.colno})")
                 continue
             text = note.get("text") if isinstance(note, dict) else None
             if not isinstance(text, str) or not clean_text(text):
