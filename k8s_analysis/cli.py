@@ -222,7 +222,12 @@ def train_command(args: argparse.Namespace, layout: DataLayout) -> int:
     result, home = execute_job(layout, RETRAIN_JOB, {})
     print()
     trained = training_happened(result)
-    outcome = "FAILED" if not result.success else "succeeded" if trained else "finished, but no model was trained"
+    if not result.success:
+        outcome = "FAILED"
+    elif trained:
+        outcome = "succeeded"
+    else:
+        outcome = "finished, but no model was trained"
     print(f"k8s-analysis train {outcome} (Dagster run {result.run_id})")
     print(f"  model:          {model_line(layout, result)}")
     blocked = new_model_not_promoted(result)
@@ -369,7 +374,7 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
         predictor = Predictor(args.model_dir or layout.current_model_dir)
     except ModelLoadError as error:
         if args.model_dir and (args.model_dir / "current").is_dir():
-            raise ModelLoadError(f"{error}; {args.model_dir} holds model versions: "
+            raise ModelLoadError(f"{error}; {args.model_dir} contains model versions: "
                                  f"did you mean --model-dir {args.model_dir / 'current'}?") from None
         if args.model_dir:
             raise
