@@ -254,16 +254,13 @@ def tune_command(layout: DataLayout, notes_path: Path, trials: int) -> None:
 
     import pandas as pd
 
-    from k8s_analysis.assets.model import TUNED_SETTINGS, ClassifierConfig
+    from k8s_analysis.assets.model import TUNED_SETTINGS, ClassifierConfig, read_tuned_config
     from k8s_analysis.atomic import write_text
     from k8s_analysis.model.dataset import build_dataset
     from k8s_analysis.model.tune import tune
 
     defaults = ClassifierConfig()
-    tuned = None
-    if layout.tuned_config_path.is_file():
-        tuned = json.loads(layout.tuned_config_path.read_text()).get("config")
-    base = defaults.to_model_config(tuned)
+    base = defaults.to_model_config(read_tuned_config(layout.tuned_config_path, logger))
     dataset = build_dataset(pd.read_parquet(notes_path), defaults.split_config(), log=logger)
     results = tune(dataset, base, trials=trials, seed=defaults.seed, log=logger)
     table = pd.DataFrame([trial.row() for trial in results])
@@ -398,10 +395,11 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
     if (args.sig or args.area) and not predictor.uses_labels:
         print(f"note: model {predictor.version} was trained without label features, so --sig and --area "
               "do not change its prediction", file=sys.stderr)
-    labels = [[name.removeprefix("sig/") for name in args.sig]], [[name.removeprefix("area/") for name in args.area]]
-    matrix = predictor.transform([args.text], *labels)
-    probability = float(predictor.forward(matrix)[0])
-    informative = bool(predictor.informative([args.text])[0])
+    sigs = [name.removeprefix("sig/") for name in args.sig]
+    areas = [name.removeprefix("area/") for name in args.area]
+    probabilities, informative_texts = predictor.score([args.text], [sigs], [areas])
+    probability = float(probabilities[0])
+    informative = bool(informative_texts[0])
     is_bug = informative and probability >= threshold
     verdict = "kind/bug" if is_bug else "not kind/bug"
     if not informative:

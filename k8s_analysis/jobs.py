@@ -1,5 +1,8 @@
-"""Jobs: the main job materializes every asset; the export job refreshes the raw store; the retrain
-job trains, checks and evaluates the classifier on the stored tables."""
+"""Jobs of the code location.
+
+The main job materializes every asset, and the export job refreshes the raw store. The retrain
+job trains, checks and evaluates the classifier on the stored tables.
+"""
 
 import dagster as dg
 

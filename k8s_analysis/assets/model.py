@@ -110,12 +110,14 @@ def version_fingerprint(dataset, config: ModelConfig) -> str:
     kinds={"keras", "scikitlearn"},
     check_specs=[
         dg.AssetCheckSpec(CHECK_TRAINED, asset=CLASSIFIER,
-                          description="The notes gave a vocabulary and both classes in both splits, so a model was trained."),
+                          description="The notes gave a vocabulary and both classes in both splits, "
+                                      "so a model was trained."),
         dg.AssetCheckSpec(BEATS_BASELINE, asset=CLASSIFIER,
-                          description="Validation F1 is no more than max_f1_drop (0.01) below the linear baseline's."),
+                          description="Passes when validation F1 is at most max_f1_drop (0.01) below the linear "
+                                      "baseline's."),
         dg.AssetCheckSpec(NOT_WORSE_THAN_PROMOTED, asset=CLASSIFIER,
-                          description="Validation F1 is no more than max_f1_drop (0.01) below the promoted model's "
-                                      "on the same split."),
+                          description="Passes when validation F1 is at most max_f1_drop (0.01) below the "
+                                      "promoted model's on the same split."),
         dg.AssetCheckSpec(ROC_AUC_HIGH_ENOUGH, asset=CLASSIFIER,
                           description="Validation ROC-AUC is at least min_roc_auc (0.85)."),
     ],
@@ -227,8 +229,8 @@ def classifier_evaluation(context: dg.AssetExecutionContext, data_dir: DataDirRe
         return dg.MaterializeResult(metadata={"status": "no model", "reason": reason})
     version = metadata["version"].value
     model_dir = layout.models_dir / version
-    metrics, _ = evaluation.load(model_dir)
-    plots = evaluation.write_plots(model_dir)
+    metrics, validation = evaluation.load(model_dir)
+    plots = evaluation.write_plots(model_dir, metrics, validation)
     context.log.info("wrote %s plots for model %s to %s", len(plots), version, model_dir / evaluation.EVALUATION_DIR)
     checks = metrics.get("checks", {})
     check_lines = "\n".join(f"- {'passed' if gate['passed'] else 'FAILED'}: {name}: {gate['description']}"

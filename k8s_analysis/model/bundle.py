@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 import sklearn
 
+from k8s_analysis.atomic import current_umask
 from k8s_analysis.model.features import NoteFeatures
 from k8s_analysis.model.text import clean_text
 
@@ -139,12 +140,6 @@ def save_network(network, path: Path) -> None:
     plain.save(path)
 
 
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def promote(models_dir: Path, version: str) -> Path:
     """Point ``models/current`` at ``version`` by replacing the symbolic link atomically."""
     current = models_dir / "current"
@@ -217,6 +212,15 @@ class Predictor:
         if isinstance(texts, str | bytes):
             raise TypeError("expected a list of texts, got one string; wrap it in a list")
         return self.features.transform([clean_text(text) for text in texts], sigs, areas)
+
+    def score(self, texts: Sequence[str | None], sigs: Sequence | None = None,
+              areas: Sequence | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return each text's probability and whether it is informative, cleaning each text once."""
+        if isinstance(texts, str | bytes):
+            raise TypeError("expected a list of texts, got one string; wrap it in a list")
+        cleaned = [clean_text(text) for text in texts]
+        probabilities = self.forward(self.features.transform(cleaned, sigs, areas))
+        return probabilities, self.features.has_known_word(cleaned)
 
     def informative(self, texts: Sequence[str | None]) -> np.ndarray:
         """Return True for texts with at least one word the training notes contained.

@@ -18,8 +18,9 @@ from k8s_analysis.analysis.charts import plt, save_as
 from k8s_analysis.model.bundle import METRICS_FILE, VALIDATION_FILE
 
 EVALUATION_DIR = "evaluation"
-MODEL = ("probability", "MLP", "#1f77b4")
-BASELINE = ("baseline_probability", "baseline", "#ff7f0e")
+# (probability column, legend name, colour, section of metrics.json)
+MODEL = ("probability", "MLP", "#1f77b4", "validation")
+BASELINE = ("baseline_probability", "baseline", "#ff7f0e", "baseline")
 METRIC_ROWS = (("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"), ("roc_auc", "ROC-AUC"),
                ("pr_auc", "PR-AUC (average precision)"), ("brier", "Brier score (lower is better)"),
                ("accuracy", "Accuracy"), ("threshold", "Threshold"))
@@ -54,7 +55,8 @@ def per_release_table(metrics: dict) -> str:
     releases = metrics.get("per_release") or {}
     if not releases:
         return "The validation notes carry no release."
-    lines = ["| Release | Notes | Bug share | Precision | Recall | F1 | ROC-AUC |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| Release | Notes | Bug share | Precision | Recall | F1 | ROC-AUC |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, figures in releases.items():
         lines.append(f"| {name} | {figures['rows']:,} | {figures['bug_share']:.1%} | {_number(figures['precision'])} "
                      f"| {_number(figures['recall'])} | {_number(figures['f1'])} | {_number(figures['roc_auc'])} |")
@@ -68,17 +70,16 @@ def _number(value) -> str:
 
 
 def _series(validation: pd.DataFrame):
-    for column, name, colour in (MODEL, BASELINE):
+    for column, name, colour, key in (MODEL, BASELINE):
         if column in validation:
-            yield validation[column].to_numpy(dtype=float), name, colour
+            yield validation[column].to_numpy(dtype=float), name, colour, key
 
 
 def draw_roc(validation: pd.DataFrame, metrics: dict):
     figure, axes = plt.subplots(figsize=(5.5, 5))
     labels = validation["is_bug"].to_numpy()
-    for scores, name, colour in _series(validation):
+    for scores, name, colour, key in _series(validation):
         fpr, tpr, _ = roc_curve(labels, scores)
-        key = "validation" if name == "MLP" else "baseline"
         axes.plot(fpr, tpr, color=colour, label=f"{name} (AUC {metrics[key]['roc_auc']:.3f})")
     axes.plot([0, 1], [0, 1], color="#999999", linestyle="--", label="chance")
     axes.set(xlabel="False positive rate", ylabel="True positive rate (recall)", title="ROC curve")
@@ -89,9 +90,8 @@ def draw_roc(validation: pd.DataFrame, metrics: dict):
 def draw_precision_recall(validation: pd.DataFrame, metrics: dict):
     figure, axes = plt.subplots(figsize=(5.5, 5))
     labels = validation["is_bug"].to_numpy()
-    for scores, name, colour in _series(validation):
+    for scores, name, colour, key in _series(validation):
         precision, recall, _ = precision_recall_curve(labels, scores)
-        key = "validation" if name == "MLP" else "baseline"
         axes.plot(recall, precision, color=colour, label=f"{name} (PR-AUC {metrics[key]['pr_auc']:.3f})")
         chosen = metrics[key]
         axes.scatter([chosen["recall"]], [chosen["precision"]], color=colour, zorder=3)
@@ -105,9 +105,8 @@ def draw_precision_recall(validation: pd.DataFrame, metrics: dict):
 def draw_calibration(validation: pd.DataFrame, metrics: dict):
     figure, axes = plt.subplots(figsize=(5.5, 5))
     labels = validation["is_bug"].to_numpy()
-    for scores, name, colour in _series(validation):
+    for scores, name, colour, key in _series(validation):
         observed, predicted = calibration_curve(labels, np.clip(scores, 0, 1), n_bins=10, strategy="quantile")
-        key = "validation" if name == "MLP" else "baseline"
         axes.plot(predicted, observed, marker="o", color=colour, label=f"{name} (Brier {metrics[key]['brier']:.3f})")
     axes.plot([0, 1], [0, 1], color="#999999", linestyle="--", label="perfectly calibrated")
     axes.set(xlabel="Predicted probability (decile mean)", ylabel="Share labelled kind/bug",
@@ -136,9 +135,8 @@ PLOTS = {"confusion": None, "roc": draw_roc, "precision_recall": draw_precision_
          "calibration": draw_calibration}
 
 
-def write_plots(model_dir: Path) -> dict[str, Path]:
+def write_plots(model_dir: Path, metrics: dict, validation: pd.DataFrame) -> dict[str, Path]:
     """Draw every plot into ``model_dir/evaluation/`` (PNG, written atomically)."""
-    metrics, validation = load(model_dir)
     folder = model_dir / EVALUATION_DIR
     folder.mkdir(exist_ok=True)
     paths = {}

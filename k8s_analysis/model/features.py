@@ -10,10 +10,10 @@ Three blocks are stacked side by side:
 
 Chi-squared scores, as SelectKBest computes them on the training notes, keep the ``k`` most informative
 columns, and each row is then scaled to unit length. The saved form is plain JSON: the kept
-terms with their IDF weights, so a model folder holds no pickled code and loading one runs
-none. Scoring rebuilds scikit-learn vectorizers that know only the kept terms; because
-TF-IDF is computed without normalisation and rows are normalised after selection, the rebuilt
-vectorizers give exactly the training-time values.
+terms with their IDF weights, so a model folder contains no pickled code and loading one runs
+none. Scoring rebuilds scikit-learn vectorizers whose vocabulary is only the kept terms.
+TF-IDF is computed without normalisation and rows are normalised after selection, so the
+rebuilt vectorizers give exactly the training-time values.
 """
 
 from __future__ import annotations
@@ -63,6 +63,25 @@ def label_tokens(sigs: Sequence[str] | None, areas: Sequence[str] | None) -> lis
     tokens = [f"sig/{name}" for name in (sigs if sigs is not None else ())]
     tokens += [f"area/{name}" for name in (areas if areas is not None else ())]
     return tokens
+
+
+def label_matrix(columns: dict[str, int], rows: int, sigs: Sequence | None,
+                 areas: Sequence | None) -> sp.csr_matrix:
+    """Build the 0/1 label block: one row per note, one column per name in ``columns``.
+
+    Labels without a column (unseen in training) are ignored.
+    """
+    sigs = sigs if sigs is not None else [None] * rows
+    areas = areas if areas is not None else [None] * rows
+    row_index, column_index = [], []
+    for row, (note_sigs, note_areas) in enumerate(zip(sigs, areas, strict=True)):
+        for token in label_tokens(note_sigs, note_areas):
+            column = columns.get(token)
+            if column is not None:
+                row_index.append(row)
+                column_index.append(column)
+    values = np.ones(len(row_index), dtype=np.float32)
+    return sp.csr_matrix((values, (row_index, column_index)), shape=(rows, len(columns)))
 
 
 def word_vectorizer(ngram_max: int, min_df: int, vocabulary=None) -> TfidfVectorizer:
@@ -136,17 +155,7 @@ class NoteFeatures:
         return unit_rows(sp.hstack(blocks, format="csr", dtype=np.float32))
 
     def _label_block(self, rows: int, sigs: Sequence | None, areas: Sequence | None) -> sp.csr_matrix:
-        sigs = sigs if sigs is not None else [None] * rows
-        areas = areas if areas is not None else [None] * rows
-        row_index, column_index = [], []
-        for row, (note_sigs, note_areas) in enumerate(zip(sigs, areas, strict=True)):
-            for token in label_tokens(note_sigs, note_areas):
-                column = self._label_index.get(token)
-                if column is not None:
-                    row_index.append(row)
-                    column_index.append(column)
-        values = np.ones(len(row_index), dtype=np.float32)
-        return sp.csr_matrix((values, (row_index, column_index)), shape=(rows, len(self.labels)))
+        return label_matrix(self._label_index, rows, sigs, areas)
 
     def to_dict(self) -> dict:
         """Return the JSON form saved as ``features.json``."""
@@ -210,7 +219,8 @@ def fit_features(texts: Sequence[str], labels: np.ndarray, config: FeatureConfig
     label_names: list[str] = []
     if config.use_labels:
         label_names = frequent_labels(len(texts), sigs, areas, config.min_df)
-        blocks.append(NoteFeatures(config, word, None, label_names)._label_block(len(texts), sigs, areas))
+        columns = {name: index for index, name in enumerate(label_names)}
+        blocks.append(label_matrix(columns, len(texts), sigs, areas))
 
     total = sum(block.shape[1] for block in blocks)
     k = min(config.k_best, total)

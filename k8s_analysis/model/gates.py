@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +64,8 @@ def promoted_figures(current_dir: Path, dataset: Dataset, config: ModelConfig, t
     try:
         manifest = read_manifest(current_dir)
     except (ModelLoadError, json.JSONDecodeError) as error:
-        log.warning("the promoted model at %s cannot be read (%s); comparing with the baseline only", current_dir, error)
+        log.warning("the promoted model at %s cannot be read (%s); comparing with the baseline only",
+                    current_dir, error)
         return {"version": None, "how": f"unreadable: {error}", "f1": None}
     version = manifest.get("version")
     split = manifest.get("split", {})
@@ -80,8 +81,7 @@ def promoted_figures(current_dir: Path, dataset: Dataset, config: ModelConfig, t
 
     log.info("retraining the promoted model's configuration (%s) on this split to compare", version)
     labels_choice = "always" if manifest.get("label_features") else "never"
-    retrained = fit_split_model(dataset, ModelConfig.from_dict({**promoted_config.as_dict(),
-                                                                "label_features": labels_choice}),
+    retrained = fit_split_model(dataset, replace(promoted_config, label_features=labels_choice),
                                 labels_choice == "always", log)
     validation_labels = dataset.labels(SPLIT_VALIDATION)
     threshold = choose_threshold(validation_labels, retrained.validation_scores, promoted_config.target_precision, log)

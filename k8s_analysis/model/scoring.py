@@ -73,10 +73,9 @@ def score_file(predictor, source: Path, target: Path, threshold: float) -> Score
 
 
 def write_batch(predictor, notes: list[dict], threshold: float, out) -> int:
-    matrix = predictor.transform([note["text"] for note in notes],
-                                 [note.get("sigs") for note in notes], [note.get("areas") for note in notes])
-    probabilities = predictor.forward(matrix)
-    informative = predictor.informative([note["text"] for note in notes])
+    probabilities, informative = predictor.score([note["text"] for note in notes],
+                                                 [note.get("sigs") for note in notes],
+                                                 [note.get("areas") for note in notes])
     for note, probability, known in zip(notes, probabilities, informative, strict=True):
         scored = {**note, "probability": round(float(probability), 6),
                   "kind_bug": bool(known and probability >= threshold)}
