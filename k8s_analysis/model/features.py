@@ -26,7 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.feature_selection import chi2
-from sklearn.preprocessing import normalize
+
+from k8s_analysis.model.vectorize import KeptTermVectorizer
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class NoteFeatures:
         self.known_words = frozenset(known_words or ())
         self._label_index = {name: index for index, name in enumerate(labels)}
         self._tokenize = word.build_tokenizer()
+        self._text_columns = KeptTermVectorizer(word, char)
 
     def has_known_word(self, texts: Sequence[str]) -> np.ndarray:
         """Return True for cleaned texts with at least one word seen in training.
@@ -147,6 +149,14 @@ class NoteFeatures:
             raise TypeError("transform expects a list of texts, not one string")
         if len(texts) == 0:
             return sp.csr_matrix((0, self.n_features), dtype=np.float32)
+        blocks = [self._text_columns.transform(texts)]
+        if self.labels:
+            blocks.append(self._label_block(len(texts), sigs, areas))
+        return unit_rows(sp.hstack(blocks, format="csr", dtype=np.float32) if len(blocks) > 1 else blocks[0])
+
+    def reference_transform(self, texts: Sequence[str], sigs: Sequence | None = None,
+                            areas: Sequence | None = None) -> sp.csr_matrix:
+        """Return ``transform``'s rows computed by scikit-learn's own vectorizers (slower)."""
         blocks = [self.word.transform(texts)]
         if self.char is not None:
             blocks.append(self.char.transform(texts))
@@ -187,9 +197,19 @@ class NoteFeatures:
 
 
 def unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """Rows scaled to unit L2 length, float32, indices sorted (Keras rejects unsorted CSR)."""
-    csr = sp.csr_matrix(normalize(matrix, norm="l2", copy=False), dtype=np.float32)
+    """Rows scaled to unit L2 length, float32, indices sorted (Keras rejects unsorted CSR).
+
+    Computed here rather than with sklearn's ``normalize``, whose input checks cost more than
+    the arithmetic when one request scores one note. All-zero rows stay zero.
+    """
+    csr = sp.csr_matrix(matrix, dtype=np.float32)
     csr.sort_indices()
+    lengths = np.diff(csr.indptr)
+    squares = np.square(csr.data, dtype=np.float64)
+    norms = np.sqrt(np.bincount(np.repeat(np.arange(csr.shape[0]), lengths), weights=squares,
+                                minlength=csr.shape[0]))
+    norms[norms == 0.0] = 1.0
+    csr.data /= np.repeat(norms, lengths)
     return csr
 
 
