@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -204,6 +205,11 @@ class Predictor:
     @property
     def uses_labels(self) -> bool:
         return bool(self.features.labels)
+
+    @cached_property
+    def column_names(self) -> list[str]:
+        """Feature column names in order (see ``NoteFeatures.names``), built on first use."""
+        return self.features.names()
 
     def transform(self, texts: Sequence[str | None], sigs: Sequence | None = None,
                   areas: Sequence | None = None) -> sp.csr_matrix:
