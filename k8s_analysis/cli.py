@@ -24,6 +24,7 @@ ANALYSIS_FLAGS = (
     "users_by_closed", "release_notes_stats", "time_to_close", "monthly_throughput",
 )
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Dagster's console logger prints every step event at DEBUG; INFO keeps the asset logs.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -123,14 +124,35 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with TEXT: an area/NAME label of the PR (repeatable)")
     predict.add_argument("--output", type=Path, metavar="FILE",
                          help="with --input: where to write the objects with probability and kind_bug added")
+
+    serve = commands.add_parser(
+        "serve", parents=[common],
+        help="serve predictions over HTTP (KServe V1 and V2 routes, Prometheus metrics)",
+        description="Serve the promoted model over HTTP: POST /v1/models/NAME:predict, "
+                    "POST /v2/models/NAME/infer, GET /v2/health/ready, GET /metrics. The server reloads "
+                    "the model when DATA_DIR/models/current points at a new version.",
+    )
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 listens on every interface)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="worker processes sharing the port (default 1)")
+    serve.add_argument("--model-dir", type=Path, help="model version folder (default: DATA_DIR/models/current)")
+    serve.add_argument("--model-name", default="kubernetes-analysis",
+                       help="the NAME in the routes (default kubernetes-analysis)")
+    serve.add_argument("--max-body-bytes", type=int, default=1024 * 1024, metavar="BYTES",
+                       help="larger request bodies get 413 (default 1048576, 1 MiB)")
+    serve.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS",
+                       help="how often to check whether the model folder points at a new version "
+                            "(default 2; 0 turns the check off, POST /v1/models/NAME/load still reloads)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (off by default)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
     # Database migrations log every step at INFO on a new Dagster instance.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # TensorFlow's C++ start-up banners (oneDNN, CPU features) are noise to a user.
@@ -147,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return plan_command(args, layout) if args.plan else export_command(args, layout)
         if args.command == "train":
             return train_command(args, layout)
+        if args.command == "serve":
+            return serve_command(args, layout, parser)
         return predict_command(args, layout, parser)
     except (ValueError, RuntimeError, OSError) as error:  # GitHubError and ExportBusyError included
         print(f"k8s-analysis {args.command}: error: {error}", file=sys.stderr)
@@ -409,6 +433,25 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
         print("warning: no word of this text occurred in the training notes, so its probability carries "
               "no evidence; give the full release note", file=sys.stderr)
     return 0 if is_bug else 1
+
+
+def serve_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:
+    from k8s_analysis.serving.server import serve
+    from k8s_analysis.serving.settings import ServerSettings
+
+    if not 0 <= args.port <= 65535:
+        parser.error(f"invalid --port {args.port}: give 0 to 65535")
+    model_dir = args.model_dir or layout.current_model_dir
+    if (model_dir / "current").is_dir() and not (model_dir / "manifest.json").is_file():
+        parser.error(f"{model_dir} contains model versions, not one model: did you mean --model-dir "
+                     f"{model_dir / 'current'}?")
+    try:
+        settings = ServerSettings(model_dir, args.model_name, args.max_body_bytes, args.reload_interval,
+                                  log_level="DEBUG" if args.verbose else "INFO")
+    except ValueError as error:
+        parser.error(str(error))
+    serve(settings, args.host, args.port, args.workers, args.access_log)
+    return 0
 
 
 def plural(count: int, noun: str) -> str:
