@@ -1,4 +1,4 @@
-"""Which n-grams of a note pushed its kind/bug probability up or down, and by how much.
+"""Explanations of a prediction: the n-grams that pushed its kind/bug log-odds up or down most.
 
 Each column a note switches on is removed in turn (its value set to zero, the row not rescaled)
 and the network is run again. The column's effect is the log-odds of kind/bug with it minus the

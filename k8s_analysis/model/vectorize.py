@@ -19,8 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-# Distinct words kept in the character n-gram cache; the cache starts again when it is full,
-# so a stream of new words cannot grow the server's memory without bound.
+# Distinct words kept in the character n-gram cache. The cache starts again when it is full, so
+# a stream of new words cannot grow the server's memory without bound.
 WORD_CACHE_SIZE = 200_000
 EMPTY_COLUMNS = np.zeros(0, dtype=np.int32)
 

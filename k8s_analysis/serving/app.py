@@ -87,6 +87,10 @@ class PredictionService:
 
     async def predict(self, request: PredictionRequest) -> Predictions:
         predictor = self.serving_predictor()
+        if request.explain and len(request.texts) > self.settings.max_explained_texts:
+            raise RequestError(400, f"explanations are limited to {self.settings.max_explained_texts} texts per "
+                                    f"request, and this one has {len(request.texts)}; split it, or leave out "
+                                    "\"explain\"")
         if len(request.texts) <= self.settings.inline_texts:
             predictions = self.score(predictor, request)
         else:
@@ -179,6 +183,8 @@ class PredictionService:
             try:
                 response = await handler(request)
             except RequestError as error:
+                # Client errors are logged without the body, which may contain private text.
+                logger.info("%s %s: %s %s", request.method, request.url.path, error.status, error.message)
                 response = error_body(error.status, error.message)
             except Exception:
                 logger.exception("%s %s failed", request.method, request.url.path)
@@ -206,9 +212,15 @@ class PredictionService:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette):
-        """Load the model in the background, so the health routes answer at once, and watch it."""
+        """Load the model before accepting connections, then watch for new versions.
+
+        uvicorn accepts connections only after start-up, so with several workers none answers
+        before its own model is loaded (about 0.1 s). Without a model the server still starts,
+        not ready, and the watcher loads the first version that appears.
+        """
         logger.info("serving model %r from %s", self.settings.model_name, self.settings.model_dir)
-        tasks = [asyncio.create_task(self.store.reload())]
+        await self.store.reload()
+        tasks = []
         if self.settings.reload_interval > 0:
             tasks.append(asyncio.create_task(self.store.watch(self.settings.reload_interval)))
         try:
@@ -224,10 +236,13 @@ class PredictionService:
 async def http_error(request: Request, error: HTTPException) -> Response:
     """Answer routing errors (404 unknown path, 405 wrong method) with a JSON body like the others."""
     if error.status_code == 404:
-        return error_body(404, f"no route {request.url.path}; see GET /v1/models and /v2/models/NAME")
-    if error.status_code == 405:
-        return error_body(405, f"{request.method} is not allowed on {request.url.path}")
-    return error_body(error.status_code, str(error.detail))
+        message = f"no route {request.url.path}; see GET /v1/models and /v2/models/NAME"
+    elif error.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(error.detail)
+    logger.info("%s %s: %s %s", request.method, request.url.path, error.status_code, message)
+    return error_body(error.status_code, message)
 
 
 async def unexpected_error(request: Request, error: Exception) -> Response:

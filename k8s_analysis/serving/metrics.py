@@ -2,8 +2,8 @@
 
 With several uvicorn workers each process counts on its own. ``serve`` then sets
 ``PROMETHEUS_MULTIPROC_DIR`` before any worker starts, prometheus_client keeps the values in
-files there, and ``/metrics`` adds up every worker's files, so a scrape sees the whole server
-whichever worker answers it.
+files there, and ``/metrics`` adds up every worker's files, so a scrape covers the whole server
+whichever worker handles it.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 A reload resolves the link once and loads that version folder, so a link moved again during
 the load cannot mix files of two versions. Loading runs in a worker thread. The new predictor
-replaces the old one in a single assignment, after a smoke test: requests already running keep
-the predictor they started with, and a version that fails to load or to score is logged and
-left out while the old one keeps serving.
+replaces the old one in a single assignment, after a smoke test. Requests already running keep
+the predictor they started with. A version that fails to load or to score is logged and
+rejected, and the old one keeps serving.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SMOKE_TEST_TEXTS = ["Fixed a crash of the kubelet when a pod had no containers."
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model folder resolved to, and its manifest's identity at that time."""
+    """The version folder a model path resolved to, and its manifest's identity at that time."""
 
     folder: Path
     manifest_mtime_ns: int
@@ -81,7 +81,7 @@ class ModelStore:
         async with self._lock:
             source = self.source()
             if source is None:
-                return self._refuse(None, f"no model at {self.model_dir}: the folder or its {MANIFEST_FILE} "
+                return self._reject(None, f"no model at {self.model_dir}: the folder or its {MANIFEST_FILE} "
                                           "does not exist; train one with `k8s-analysis run` or `train`")
             if source == self._loaded:
                 return ReloadResult(False, self.version)
@@ -91,7 +91,7 @@ class ModelStore:
             # old model keeps serving.
             except Exception as error:  # noqa: BLE001
                 logger.debug("loading %s failed", source.folder, exc_info=True)
-                return self._refuse(source, f"cannot load {source.folder}: {error}")
+                return self._reject(source, f"cannot load {source.folder}: {error}")
             previous = self.version
             self.predictor = predictor
             self._loaded, self._failed, self.last_error = source, None, None
@@ -103,7 +103,7 @@ class ModelStore:
                 logger.info("model reloaded: %s replaces %s (from %s)", predictor.version, previous, source.folder)
             return ReloadResult(True, predictor.version)
 
-    def _refuse(self, source: ModelSource | None, message: str) -> ReloadResult:
+    def _reject(self, source: ModelSource | None, message: str) -> ReloadResult:
         self._failed = source
         self.last_error = message
         self.metrics.reloads.labels("failure").inc()

@@ -2,7 +2,7 @@
 
 V1 is KServe's: ``{"text": "..."}`` (the original tool's form) or ``{"instances": [...]}``.
 V2 is the Open Inference Protocol: one ``BYTES`` input tensor of texts. Every rule a body
-breaks becomes a ``RequestError`` with a message that names the field and the fix; a null text
+breaks becomes a ``RequestError`` with a message that names the field and the fix. A null text
 counts as an empty one, which the model flags as low information.
 """
 
@@ -17,7 +17,7 @@ V2_OUTPUTS = {"probability": "FP32", "kind_bug": "BOOL", "low_information": "BOO
 
 
 class RequestError(Exception):
-    """A request the server cannot answer as asked; ``status`` is the HTTP status to send."""
+    """A request the server cannot serve as sent; ``status`` is the HTTP status to return."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -32,7 +32,7 @@ class PredictionRequest:
     areas: list[list[str] | None] | None = None
     explain: bool = False
     single: bool = False
-    """True for the original ``{"text": ...}`` form, answered with ``{"result": p}``."""
+    """True for the original ``{"text": ...}`` form, whose response is ``{"result": p}``."""
     request_id: str | None = None
     outputs: list[str] = field(default_factory=lambda: list(V2_OUTPUTS))
 

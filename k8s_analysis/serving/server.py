@@ -29,8 +29,8 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080, w
           access_log: bool = False) -> None:
     """Serve until interrupted (SIGINT or SIGTERM), then stop cleanly.
 
-    Several workers share the port; each loads and watches the model on its own, so a
-    ``POST .../load`` reloads the worker that receives it and the others follow at their next
+    Several workers share the port, and each loads and watches the model on its own. A
+    ``POST .../load`` reloads the worker that receives it, and the others follow at their next
     check of the model folder.
     """
     import uvicorn

@@ -24,6 +24,8 @@ class ServerSettings:
     """Seconds between checks of where ``model_dir`` points; 0 turns the watcher off."""
     explain_top: int = 5
     """N-grams listed per direction when a request asks for an explanation."""
+    max_explained_texts: int = 100
+    """Texts one request may ask to explain; each costs about as much as 50 plain predictions."""
     inline_texts: int = 64
     """Requests with at most this many texts are scored on the event loop; larger ones in a thread."""
     log_level: str = "INFO"
@@ -34,8 +36,9 @@ class ServerSettings:
             raise ValueError(f"invalid max body size {self.max_body_bytes}: give a positive number of bytes")
         if self.reload_interval < 0:
             raise ValueError(f"invalid reload interval {self.reload_interval}: give 0 (off) or more seconds")
-        if self.explain_top < 1:
-            raise ValueError(f"invalid explain count {self.explain_top}: give 1 or more")
+        if self.explain_top < 1 or self.max_explained_texts < 1:
+            raise ValueError(f"invalid explanation limits ({self.explain_top} n-grams, {self.max_explained_texts} "
+                             "texts): give 1 or more")
         if not self.model_name or "/" in self.model_name or ":" in self.model_name:
             raise ValueError(f"invalid model name {self.model_name!r}: use letters, digits, '-' or '_' "
                              "(it is part of the URL)")

@@ -20,7 +20,7 @@ def log_odds(probability: np.ndarray) -> np.ndarray:
     return np.log(probability / (1.0 - probability))
 
 
-def test_each_effect_is_the_log_odds_change_when_its_column_is_removed(predictor):
+def test_effect_equals_log_odds_without_column(predictor):
     matrix = predictor.transform([BUG_NOTE, FEATURE_NOTE])
     explanations = explain_rows(predictor, matrix, top=5)
     names = predictor.column_names
@@ -37,7 +37,7 @@ def test_each_effect_is_the_log_odds_change_when_its_column_is_removed(predictor
             assert contribution["log_odds"] == pytest.approx(expected, abs=2e-3)
 
 
-def test_up_and_down_are_ordered_signed_and_limited(predictor):
+def test_up_and_down_ordered_and_limited(predictor):
     explanation = explain_rows(predictor, predictor.transform([BUG_NOTE]), top=3)[0]
 
     up = [item["log_odds"] for item in explanation["up"]]
@@ -46,18 +46,18 @@ def test_up_and_down_are_ordered_signed_and_limited(predictor):
     assert len(down) <= 3 and all(value < 0 for value in down) and down == sorted(down)
 
 
-def test_bug_words_push_a_bug_note_up(predictor):
+def test_bug_words_raise_bug_note(predictor):
     explanation = explain_rows(predictor, predictor.transform([BUG_NOTE]), top=10)[0]
 
     raised = {item["ngram"].strip() for item in explanation["up"]}
     assert raised & {"fixed", "fix", "bug", "panicked", "nil"}
 
 
-def test_an_empty_text_has_nothing_to_explain(predictor):
+def test_explain_empty_text_is_empty(predictor):
     assert explain_rows(predictor, predictor.transform(["", "   "]), top=5) == [{"up": [], "down": []}] * 2
 
 
-def test_column_names_split_into_ngram_and_kind():
+def test_column_label_splits_kind():
     assert column_label("w:fix bug") == ("fix bug", "word")
     assert column_label("c: pan") == (" pan", "char")
     assert column_label("sig/node") == ("sig/node", "label")

@@ -29,7 +29,7 @@ def notes():
     FeatureConfig(word_ngram_max=3, char_ngram_min=1, char_ngram_max=3, k_best=8_000),
     FeatureConfig(word_ngram_max=1, char_ngram_max=0, k_best=2_000),
 ], ids=["default", "word-3-char-1-3", "words-only"])
-def test_fast_transform_equals_scikit_learn_on_every_shared_note(notes, config):
+def test_transform_equals_scikit_learn(notes, config):
     texts, labels = notes
     features, _ = fit_features(texts[:-len(ODD_TEXTS)], labels, config)
 
@@ -42,7 +42,7 @@ def test_fast_transform_equals_scikit_learn_on_every_shared_note(notes, config):
     np.testing.assert_array_equal(fast.data, reference.data)
 
 
-def test_word_cache_restarts_when_full_and_keeps_the_values(notes, monkeypatch):
+def test_word_cache_restarts_when_full(notes, monkeypatch):
     texts, labels = notes
     features, _ = fit_features(texts[:1000], labels[:1000], FeatureConfig(k_best=5_000))
     reference = features.reference_transform(texts[:1500])
@@ -54,7 +54,7 @@ def test_word_cache_restarts_when_full_and_keeps_the_values(notes, monkeypatch):
     assert (fast != reference).nnz == 0
 
 
-def test_unit_rows_matches_normalize_and_keeps_empty_rows_empty():
+def test_unit_rows_matches_normalize():
     matrix = sp.csr_matrix(np.array([[3.0, 0.0, 4.0], [0.0, 0.0, 0.0], [0.0, 2.0, 0.0]], dtype=np.float32))
     # Unsorted indices, as a hand-built matrix may have.
     unsorted = sp.csr_matrix((np.array([4.0, 3.0], dtype=np.float32), np.array([2, 0]), np.array([0, 2, 2, 2])),

@@ -29,7 +29,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_workers_serve_and_report_metrics_together(models_dir, tmp_path):
+def test_two_workers_share_metrics(models_dir, tmp_path):
     server = RunningServer(models_dir / "current", tmp_path / "server.log", "--workers", "2", port=free_port())
     try:
         server.wait_ready()
@@ -46,7 +46,7 @@ def test_two_workers_serve_and_report_metrics_together(models_dir, tmp_path):
     assert {status for status, _ in answers} == {200}
     assert len({body["result"] for _, body in answers}) == 1
     key = ("k8s_analysis_http_requests_total", (("route", "/v1/models/{name}:predict"), ("status", "200")))
-    # Each scrape adds up both workers' counts, whichever worker answers it.
+    # Each scrape adds up both workers' counts, whichever worker handles it.
     assert after[key] - before.get(key, 0) == 40
     assert "with 2 workers" in server.log()
 
@@ -56,7 +56,7 @@ def run_serve(*arguments: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_a_folder_of_versions_gets_a_hint_to_its_current_link(models_dir):
+def test_serve_versions_folder_hints_current(models_dir):
     result = run_serve("--model-dir", str(models_dir))
 
     assert result.returncode == 2
@@ -70,7 +70,7 @@ def test_a_folder_of_versions_gets_a_hint_to_its_current_link(models_dir):
     ("--model-name", "a/b", "invalid model name 'a/b'"),
     ("--workers", "0", "invalid --workers 0"),
 ])
-def test_invalid_options_are_rejected_by_name(models_dir, option, value, message):
+def test_serve_rejects_invalid_options(models_dir, option, value, message):
     result = run_serve("--model-dir", str(models_dir / "current"), option, value)
 
     assert result.returncode == 2

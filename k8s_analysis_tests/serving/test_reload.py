@@ -37,7 +37,7 @@ def start(models_dir, tmp_path_factory, *options) -> RunningServer:
     return RunningServer(models_dir / "current", tmp_path_factory.mktemp("server") / "server.log", *options)
 
 
-def test_not_ready_until_a_model_appears_then_ready(versions, tmp_path_factory):
+def test_readiness_waits_for_a_model(versions, tmp_path_factory):
     models_dir, scores = versions
     (models_dir / "current").unlink(missing_ok=True)
     server = start(models_dir, tmp_path_factory, "--reload-interval", "0.2")
@@ -45,16 +45,21 @@ def test_not_ready_until_a_model_appears_then_ready(versions, tmp_path_factory):
         server.wait_until(lambda: server.request("GET", "/v2/health/live")[0] == 200, what="liveness")
         assert server.request("GET", "/v2/health/ready") == (503, {"ready": False})
         status, body = server.request("GET", f"/v1/models/{MODEL}")
-        assert status == 503 and body["ready"] is False and "no model at" in body["error"]
+        assert status == 503
+        assert body["ready"] is False
+        assert "no model at" in body["error"]
         status, body = server.request("POST", PREDICT, {"text": BUG_NOTE})
-        assert status == 503 and "no model is loaded yet" in body["error"]
+        assert status == 503
+        assert "no model is loaded yet" in body["error"]
         assert server.request("GET", f"/v2/models/{MODEL}/ready")[0] == 503
 
         promote(models_dir, FIRST)
         server.wait_ready()
 
         status, body = server.request("POST", PREDICT, {"text": BUG_NOTE})
-        assert status == 200 and body["model_version"] == FIRST and body["result"] == scores[FIRST]
+        assert status == 200
+        assert body["model_version"] == FIRST
+        assert body["result"] == scores[FIRST]
     finally:
         # uvicorn shuts down cleanly, then re-raises SIGTERM, as servers conventionally do.
         assert server.stop() == -signal.SIGTERM
@@ -62,7 +67,7 @@ def test_not_ready_until_a_model_appears_then_ready(versions, tmp_path_factory):
     assert "prediction server stopped" in server.log()
 
 
-def test_post_load_swaps_versions_and_refuses_a_broken_one(versions, tmp_path_factory):
+def test_load_route_swaps_and_rejects_broken(versions, tmp_path_factory):
     models_dir, scores = versions
     promote(models_dir, FIRST)
     server = start(models_dir, tmp_path_factory, "--reload-interval", "0")
@@ -123,7 +128,7 @@ def hammer(port: int, stop: threading.Event, answers: list, failures: list) -> N
     connection.close()
 
 
-def test_reloads_under_concurrent_requests_lose_no_request(versions, tmp_path_factory):
+def test_reload_under_load_loses_nothing(versions, tmp_path_factory):
     models_dir, scores = versions
     promote(models_dir, FIRST)
     server = start(models_dir, tmp_path_factory, "--reload-interval", "0.1")

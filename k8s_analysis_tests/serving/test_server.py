@@ -43,7 +43,7 @@ def expected(predictor, texts):
     return [round(float(value), 6) for value in probabilities], [not value for value in informative]
 
 
-def test_v1_text_answers_the_original_result_with_the_version(server, predictor):
+def test_v1_text_returns_result_and_version(server, predictor):
     status, body = server.request("POST", PREDICT, {"text": BUG_NOTE})
 
     assert status == 200
@@ -55,7 +55,7 @@ def test_v1_text_answers_the_original_result_with_the_version(server, predictor)
     assert body["threshold"] == pytest.approx(predictor.threshold)
 
 
-def test_v1_instances_give_one_prediction_per_text_in_order(server, predictor):
+def test_v1_instances_keep_order(server, predictor):
     texts = [BUG_NOTE, FEATURE_NOTE, BUG_NOTE.upper()]
 
     status, body = server.request("POST", PREDICT, {"instances": texts})
@@ -68,7 +68,7 @@ def test_v1_instances_give_one_prediction_per_text_in_order(server, predictor):
     assert body["model_version"] == VERSION
 
 
-def test_instances_may_be_objects_with_labels_and_strip_label_prefixes(server, predictor):
+def test_v1_instance_objects_with_labels(server, predictor):
     status, body = server.request("POST", PREDICT, {"instances": [
         {"text": BUG_NOTE, "sigs": ["sig/node"], "areas": ["kubelet"]}, FEATURE_NOTE]})
 
@@ -76,39 +76,43 @@ def test_instances_may_be_objects_with_labels_and_strip_label_prefixes(server, p
     assert body["predictions"] == pytest.approx(expected(predictor, [BUG_NOTE, FEATURE_NOTE])[0], abs=1e-6)
 
 
-# case-20: a null text becomes "", blank texts are answered and flagged, one prediction per input.
+# case-20: a null text becomes "", and each blank text gets a flagged prediction of its own.
 @pytest.mark.parametrize(("body", "count"), [
     ({"text": None}, 1),
     ({"instances": [None]}, 1),
     ({"instances": ["", "   "]}, 2),
     ({"instances": [{"text": None}, "<!-- NONE -->"]}, 2),
 ])
-def test_empty_and_null_texts_are_answered_and_flagged_low_information(server, body, count):
+def test_v1_blank_texts_flagged_low_information(server, body, count):
     status, answer = server.request("POST", PREDICT, body)
 
     assert status == 200
     flags = [answer["low_information"]] if "result" in answer else answer["low_information"]
     verdicts = [answer["kind_bug"]] if "result" in answer else answer["kind_bug"]
     assert len(flags) == count
-    assert all(flags) and not any(verdicts)
+    assert all(flags)
+    assert not any(verdicts)
 
 
-def test_v2_infer_returns_probability_and_flag_tensors(server, predictor):
+def test_v2_infer_returns_three_tensors(server, predictor):
     texts = [BUG_NOTE, FEATURE_NOTE, ""]
     status, body = server.request("POST", INFER, {
         "id": "request-7", "inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": texts}]})
 
     assert status == 200
-    assert body["model_name"] == MODEL and body["model_version"] == VERSION and body["id"] == "request-7"
+    assert body["model_name"] == MODEL
+    assert body["model_version"] == VERSION
+    assert body["id"] == "request-7"
     outputs = {output["name"]: output for output in body["outputs"]}
-    assert outputs["probability"]["datatype"] == "FP32" and outputs["probability"]["shape"] == [3]
+    assert outputs["probability"]["datatype"] == "FP32"
+    assert outputs["probability"]["shape"] == [3]
     assert outputs["probability"]["data"] == pytest.approx(expected(predictor, texts)[0], abs=1e-6)
     assert outputs["low_information"]["data"] == [False, False, True]
     assert outputs["kind_bug"]["datatype"] == "BOOL"
     assert body["parameters"]["threshold"] == pytest.approx(predictor.threshold)
 
 
-def test_v2_accepts_nested_rows_and_a_chosen_output(server, predictor):
+def test_v2_nested_rows_and_chosen_output(server, predictor):
     status, body = server.request("POST", INFER, {
         "inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [[BUG_NOTE], [FEATURE_NOTE]]}],
         "outputs": [{"name": "probability"}]})
@@ -118,7 +122,7 @@ def test_v2_accepts_nested_rows_and_a_chosen_output(server, predictor):
     assert body["outputs"][0]["data"] == pytest.approx(expected(predictor, [BUG_NOTE, FEATURE_NOTE])[0], abs=1e-6)
 
 
-def test_explain_returns_the_ngrams_of_the_in_process_explanation(server, predictor):
+def test_explain_matches_in_process_explanation(server, predictor):
     reference = explain_rows(predictor, predictor.transform([BUG_NOTE]), top=5)[0]
 
     single = server.request("POST", PREDICT, {"text": BUG_NOTE, "explain": True})[1]["explanation"]
@@ -134,7 +138,7 @@ def test_explain_returns_the_ngrams_of_the_in_process_explanation(server, predic
     assert batch[1] == {"up": [], "down": []}
 
 
-def test_model_status_metadata_and_health_routes(server):
+def test_status_metadata_and_health_routes(server):
     assert server.request("GET", f"/v1/models/{MODEL}") == (200, {"name": MODEL, "ready": True,
                                                                    "model_version": VERSION})
     assert server.request("GET", "/v1/models") == (200, {"models": [MODEL]})
@@ -148,7 +152,8 @@ def test_model_status_metadata_and_health_routes(server):
     assert {output["name"]: output["datatype"] for output in metadata["outputs"]} == {
         "probability": "FP32", "kind_bug": "BOOL", "low_information": "BOOL"}
     status, server_metadata = server.request("GET", "/v2")
-    assert status == 200 and server_metadata["name"] == "k8s-analysis"
+    assert status == 200
+    assert server_metadata["name"] == "k8s-analysis"
 
 
 TWO_MB = json.dumps({"instances": ["x" * 2_000_000]}).encode()
@@ -170,6 +175,8 @@ TWO_MB = json.dumps({"instances": ["x" * 2_000_000]}).encode()
     ("POST", PREDICT, b'{"instances": [{"sigs": ["node"]}]}', 400, 'instances[0] is an object without "text"'),
     ("POST", PREDICT, b'{"instances": [{"text": "a", "sigs": "node"}]}', 400, "instances[0].sigs must be a list"),
     ("POST", PREDICT, b'{"text": "a", "explain": "yes"}', 400, '"explain" must be true or false'),
+    ("POST", PREDICT, json.dumps({"instances": ["a"] * 101, "explain": True}).encode(), 400,
+     "explanations are limited to 100 texts per request, and this one has 101"),
     ("POST", INFER, b'{"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}]}', 400,
      'datatype \'FP32\'; texts go in a "BYTES" tensor'),
     ("POST", INFER, b'{"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": ["a"]}]}', 400,
@@ -192,16 +199,17 @@ TWO_MB = json.dumps({"instances": ["x" * 2_000_000]}).encode()
     ("GET", PREDICT, None, 405, "send predictions with POST"),
     ("DELETE", "/v2/health/ready", None, 405, "DELETE is not allowed"),
 ])
-def test_client_mistakes_get_a_json_error_naming_the_problem(server, method, path, raw, status, message):
+def test_client_mistake_returns_json_error(server, method, path, raw, status, message):
     answer_status, body = server.request(method, path, raw=raw)
 
     assert answer_status == status
     assert isinstance(body, dict) and set(body) == {"error"}
     assert message in body["error"]
     assert "Traceback" not in body["error"]
+    assert f"{method} {path}: {status} " in server.log()
 
 
-def test_a_chunked_body_over_the_limit_is_refused_while_it_arrives(server):
+def test_chunked_body_over_limit_returns_413(server):
     import http.client
 
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
@@ -224,7 +232,7 @@ def metric_samples(server) -> dict:
     return samples
 
 
-def test_metrics_count_requests_errors_latency_and_the_served_version(server):
+def test_metrics_count_requests_and_version(server):
     before = metric_samples(server)
     for _ in range(3):
         server.request("POST", PREDICT, {"text": BUG_NOTE})
@@ -248,7 +256,7 @@ def test_metrics_count_requests_errors_latency_and_the_served_version(server):
     assert after[("k8s_analysis_model_reloads_total", (("outcome", "success"),))] == 1
 
 
-def test_the_server_process_never_loads_tensorflow(server):
+def test_server_process_without_tensorflow(server):
     maps = open(f"/proc/{server.process.pid}/maps", encoding="utf-8").read()
 
     assert "tensorflow" not in maps
