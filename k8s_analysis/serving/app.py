@@ -122,6 +122,13 @@ class PredictionService:
         parsed = protocol.parse_v1(await self.read_body(request))
         return JSONBody(protocol.v1_response(parsed, await self.predict(parsed)))
 
+    async def v1_explain(self, request: Request) -> Response:
+        """Answer KServe's explain route: a prediction with its explanation, whatever ``explain`` says."""
+        self.check_name(request)
+        parsed = protocol.parse_v1(await self.read_body(request))
+        parsed.explain = True
+        return JSONBody(protocol.v1_response(parsed, await self.predict(parsed)))
+
     async def v2_infer(self, request: Request) -> Response:
         self.check_name(request)
         parsed = protocol.parse_v2(await self.read_body(request))
@@ -129,7 +136,7 @@ class PredictionService:
         return JSONBody(protocol.v2_response(self.settings.model_name, parsed, predictions))
 
     async def v1_model(self, request: Request) -> Response:
-        if request.path_params["name"].endswith(":predict"):
+        if request.path_params["name"].endswith((":predict", ":explain")):
             raise RequestError(405, f"GET is not allowed on {request.url.path}; send predictions with POST")
         self.check_name(request)
         version = self.store.version
@@ -199,6 +206,7 @@ class PredictionService:
             ("/v1/models", "GET", self.v1_models),
             ("/v1/models/{name}", "GET", self.v1_model),
             ("/v1/models/{name}:predict", "POST", self.v1_predict),
+            ("/v1/models/{name}:explain", "POST", self.v1_explain),
             ("/v1/models/{name}/load", "POST", self.v1_load),
             ("/v2", "GET", self.v2_server),
             ("/v2/health/live", "GET", self.live),

@@ -130,7 +130,9 @@ def test_explain_matches_in_process_explanation(server, predictor):
     v2 = server.request("POST", INFER, {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
                                                     "data": [BUG_NOTE]}], "parameters": {"explain": True}})[1]
 
-    for answer in (single, batch[0], v2["parameters"]["explanations"][0]):
+    explain_route = server.request("POST", f"/v1/models/{MODEL}:explain", {"text": BUG_NOTE})[1]["explanation"]
+
+    for answer in (single, batch[0], v2["parameters"]["explanations"][0], explain_route):
         assert [item["ngram"] for item in answer["up"]] == [item["ngram"] for item in reference["up"]]
         assert [item["log_odds"] for item in answer["up"]] == pytest.approx(
             [item["log_odds"] for item in reference["up"]], abs=1e-5)
@@ -197,6 +199,7 @@ TWO_MB = json.dumps({"instances": ["x" * 2_000_000]}).encode()
     ("POST", "/v1/models/other-model/load", None, 404, "unknown model"),
     ("GET", "/v3/anything", None, 404, "no route /v3/anything"),
     ("GET", PREDICT, None, 405, "send predictions with POST"),
+    ("GET", f"/v1/models/{MODEL}:explain", None, 405, "send predictions with POST"),
     ("DELETE", "/v2/health/ready", None, 405, "DELETE is not allowed"),
 ])
 def test_client_mistake_returns_json_error(server, method, path, raw, status, message):
