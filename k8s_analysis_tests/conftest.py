@@ -1,5 +1,7 @@
 """Fixtures shared by several test packages."""
 
+from dataclasses import replace
+
 import pytest
 
 from k8s_analysis.model.bundle import save_bundle
@@ -19,3 +21,12 @@ def served_model_dir(tmp_path_factory):
     models_dir = tmp_path_factory.mktemp("served-models")
     return save_bundle(trained, models_dir, SERVED_VERSION, {"data": {"notes": len(trained.validation)},
                                                              "split": {"method": "release"}})
+
+
+@pytest.fixture(scope="session")
+def labelled_model_dir(tmp_path_factory):
+    """A small model trained with sig/area label columns, for the label paths."""
+    config = replace(SERVED_CONFIG, label_features="always")
+    trained = train_classifier(build_dataset(load_release_notes()), config, with_baseline=False)
+    models_dir = tmp_path_factory.mktemp("labelled-models")
+    return save_bundle(trained, models_dir, "20250101T000000Z-1abe1001", {"data": {}, "split": {}})

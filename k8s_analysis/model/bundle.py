@@ -22,9 +22,9 @@ import os
 import platform
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -167,9 +167,15 @@ class DenseLayer:
 
 def read_weights(model_dir: Path, activations: list[str]) -> list[DenseLayer]:
     path = model_dir / WEIGHTS_FILE
-    with np.load(path, allow_pickle=False) as arrays:
-        layers = [DenseLayer(arrays[f"kernel_{index}"], arrays[f"bias_{index}"], activation)
-                  for index, activation in enumerate(activations)]
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            layers = [DenseLayer(arrays[f"kernel_{index}"], arrays[f"bias_{index}"], activation)
+                      for index, activation in enumerate(activations)]
+    # NumPy reads a file without the .npz or .npy signature as a pickle, and with pickles
+    # disallowed it raises ValueError about pickled data. The file is damaged, not a pickle.
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
+        raise ModelLoadError(f"{path} is not a readable weights archive ({type(error).__name__}); "
+                             "restore the folder or retrain the model") from None
     for layer in layers:
         if layer.activation not in ACTIVATIONS:
             raise ModelLoadError(f"{model_dir}: unsupported activation {layer.activation!r}")
@@ -205,12 +211,6 @@ class Predictor:
     @property
     def uses_labels(self) -> bool:
         return bool(self.features.labels)
-
-    @cached_property
-    def column_names(self) -> list[str]:
-        """Feature column names in order (see ``NoteFeatures.names``), built on first use."""
-        return self.features.names()
-
     def transform(self, texts: Sequence[str | None], sigs: Sequence | None = None,
                   areas: Sequence | None = None) -> sp.csr_matrix:
         """Feature rows; a None text counts as empty. One string is refused: scoring it as a list

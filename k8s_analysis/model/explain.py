@@ -1,88 +1,99 @@
-"""Explanations of a prediction: the n-grams that pushed its kind/bug log-odds up or down most.
+"""Explanations of a prediction: the words and labels that pushed its kind/bug log-odds up or down most.
 
-Each column a note switches on is removed in turn (its value set to zero, the row not rescaled)
-and the network is run again. The column's effect is the log-odds of kind/bug with it minus the
-log-odds without it: log-odds add up where probabilities saturate, so an n-gram of a note scored
-0.99 still shows its weight. Removing one input changes the first layer's pre-activation by that
-input's value times its kernel row, so every removal costs one small dense product and not a
-new feature row.
+Each distinct word of the cleaned note (a whitespace-separated piece, with every occurrence)
+is removed in turn, and the shorter note is scored again from scratch, so its word n-grams,
+character n-grams and row length are recomputed. The word's effect is the log-odds of kind/bug
+with it minus the log-odds without it. Log-odds add up where probabilities saturate, so a word
+of a note scored 0.99 still shows its weight. When the model uses sig/area labels, each label
+of the note is removed the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from k8s_analysis.model.bundle import ACTIVATIONS, Predictor
+from k8s_analysis.model.features import label_tokens
+from k8s_analysis.model.text import clean_text
 
 DEFAULT_TOP = 5
-KINDS = {"w": "word", "c": "char"}
+# Each distinct word costs one more feature row, so a long text costs about its length squared.
+MAX_EXPLAINED_CHARACTERS = 20_000
+# Punctuation that sticks to words in cleaned notes ("yaml.", "(kubelet)"), left out of the display.
+DISPLAY_STRIP = ".,;:!?()[]{}\"'"
 
 
 @dataclass(frozen=True)
 class Contribution:
     ngram: str
+    """The word as it appears in the cleaned note, or a label such as ``sig/node``."""
     kind: str
-    """``word`` for word n-grams, ``char`` for character n-grams, ``label`` for sig/area labels."""
+    """``word`` or ``label``."""
     log_odds: float
-    """Log-odds of kind/bug with the n-gram minus the log-odds without it."""
+    """Log-odds of kind/bug with the word minus the log-odds without it."""
 
 
-def column_label(name: str) -> tuple[str, str]:
-    """Split a feature column name (``w:fix``, ``c: pan``, ``sig/node``) into n-gram and kind."""
-    prefix, _, rest = name.partition(":")
-    if rest and prefix in KINDS:
-        return rest, KINDS[prefix]
-    return name, "label"
+def log_odds(predictor: Predictor, matrix: sp.csr_matrix) -> np.ndarray:
+    """Run the network on feature rows and return the input of its final sigmoid."""
+    layers = predictor.layers
+    if layers[-1].activation != "sigmoid":
+        raise ValueError(f"the last layer's activation is {layers[-1].activation!r}, not a sigmoid")
+    values = None
+    for index, layer in enumerate(layers):
+        values = (matrix @ layer.kernel if values is None else values @ layer.kernel) + layer.bias
+        values = np.asarray(values, dtype=np.float32)
+        if index < len(layers) - 1:
+            values = ACTIVATIONS[layer.activation](values)
+    return values.reshape(-1)
 
 
-def explain_rows(predictor: Predictor, matrix: sp.csr_matrix, top: int = DEFAULT_TOP) -> list[dict]:
-    """Return, for each feature row, the ``top`` columns that raised and lowered its probability most.
+def explain_texts(predictor: Predictor, texts: Sequence[str | None], sigs: Sequence | None = None,
+                  areas: Sequence | None = None, top: int = DEFAULT_TOP) -> list[dict]:
+    """Return, for each text, the ``top`` words (and labels) that raised and lowered its log-odds most.
 
     Each entry is ``{"up": [...], "down": [...]}`` with contributions as dictionaries, largest
-    effect first. Columns with no effect at all are left out of both lists. The last
-    layer must be a sigmoid (as ``train.py`` builds it), whose input is the log-odds.
+    effect first; words with no effect are in neither list. Raises ValueError for a text longer
+    than ``MAX_EXPLAINED_CHARACTERS`` once cleaned.
     """
-    names = predictor.column_names
-    first, rest = predictor.layers[0], predictor.layers[1:]
     explanations = []
-    for row in range(matrix.shape[0]):
-        start, end = matrix.indptr[row], matrix.indptr[row + 1]
-        columns, values = matrix.indices[start:end], matrix.data[start:end]
-        if columns.size == 0:
-            explanations.append({"up": [], "down": []})
-            continue
-        pre_activation = matrix[row] @ first.kernel + first.bias
-        without = pre_activation - values[:, None] * first.kernel[columns]
-        log_odds = log_odds_from_first_layer(np.vstack([pre_activation, without]), first, rest)
-        effects = log_odds[0] - log_odds[1:]
-        explanations.append(top_contributions(effects, columns, names, top))
+    for row, text in enumerate(texts):
+        note_sigs = sigs[row] if sigs is not None else None
+        note_areas = areas[row] if areas is not None else None
+        explanations.append(explain_one(predictor, clean_text(text), note_sigs, note_areas, top))
     return explanations
 
 
-def log_odds_from_first_layer(pre_activation: np.ndarray, first, rest) -> np.ndarray:
-    """Run the network from the first layer's pre-activation and return the sigmoid's input."""
-    layers = [first, *rest]
-    if layers[-1].activation != "sigmoid":
-        raise ValueError(f"the last layer's activation is {layers[-1].activation!r}, not a sigmoid")
-    values = np.asarray(pre_activation, dtype=np.float32)
-    if len(layers) > 1:
-        values = ACTIVATIONS[first.activation](values)
-        for layer in rest[:-1]:
-            values = ACTIVATIONS[layer.activation](values @ layer.kernel + layer.bias)
-        values = values @ layers[-1].kernel + layers[-1].bias
-    return np.asarray(values, dtype=np.float32).reshape(-1)
-
-
-def top_contributions(effects: np.ndarray, columns: np.ndarray, names: list[str], top: int) -> dict:
-    order = np.argsort(effects)
+def explain_one(predictor: Predictor, cleaned: str, sigs, areas, top: int) -> dict:
+    if len(cleaned) > MAX_EXPLAINED_CHARACTERS:
+        raise ValueError(f"a text of {len(cleaned):,} characters is too long to explain (the limit is "
+                         f"{MAX_EXPLAINED_CHARACTERS:,}); send it without asking for an explanation")
+    pieces = cleaned.split()
+    words = list(dict.fromkeys(pieces))
+    variants = [cleaned] + [" ".join(piece for piece in pieces if piece != word) for word in words]
+    variant_sigs = [sigs] * len(variants)
+    variant_areas = [areas] * len(variants)
+    candidates = [(word.strip(DISPLAY_STRIP) or word, "word") for word in words]
+    if predictor.uses_labels:
+        for label in label_tokens(sigs, areas):
+            group, _, name = label.partition("/")
+            variants.append(cleaned)
+            variant_sigs.append([item for item in sigs or () if not (group == "sig" and item == name)])
+            variant_areas.append([item for item in areas or () if not (group == "area" and item == name)])
+            candidates.append((label, "label"))
+    if len(variants) == 1:
+        return {"up": [], "down": []}
+    values = log_odds(predictor, predictor.features.transform(variants, variant_sigs, variant_areas))
+    effects = values[0] - values[1:]
+    order = np.argsort(effects, kind="stable")
     up = [index for index in order[::-1][:top] if effects[index] > 0]
     down = [index for index in order[:top] if effects[index] < 0]
 
     def contribution(index: int) -> dict:
-        ngram, kind = column_label(names[columns[index]])
+        ngram, kind = candidates[index]
         return asdict(Contribution(ngram, kind, round(float(effects[index]), 6)))
 
     return {"up": [contribution(index) for index in up], "down": [contribution(index) for index in down]}

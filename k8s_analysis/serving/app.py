@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from k8s_analysis.model.bundle import Predictor
-from k8s_analysis.model.explain import explain_rows
+from k8s_analysis.model.explain import explain_texts
 from k8s_analysis.serving import protocol
 from k8s_analysis.serving.metrics import CONTENT_TYPE, ServerMetrics, mark_worker_stopped
 from k8s_analysis.serving.models import ModelStore
@@ -111,8 +111,11 @@ class PredictionService:
                     for value, low in zip(probabilities, low_information, strict=True)]
         explanations = None
         if request.explain:
-            matrix = predictor.transform(request.texts, request.sigs, request.areas)
-            explanations = explain_rows(predictor, matrix, self.settings.explain_top)
+            try:
+                explanations = explain_texts(predictor, request.texts, request.sigs, request.areas,
+                                             self.settings.explain_top)
+            except ValueError as error:
+                raise RequestError(400, str(error)) from None
         return Predictions(rounded, kind_bug, low_information, threshold, predictor.version, explanations)
 
     # Routes ----------------------------------------------------------------------------------
@@ -241,16 +244,26 @@ class PredictionService:
             logger.info("prediction server stopped")
 
 
-async def http_error(request: Request, error: HTTPException) -> Response:
-    """Answer routing errors (404 unknown path, 405 wrong method) with a JSON body like the others."""
-    if error.status_code == 404:
-        message = f"no route {request.url.path}; see GET /v1/models and /v2/models/NAME"
-    elif error.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
-    else:
-        message = str(error.detail)
-    logger.info("%s %s: %s %s", request.method, request.url.path, error.status_code, message)
-    return error_body(error.status_code, message)
+def http_error_handler(metrics: ServerMetrics):
+    """Build the handler for routing errors (404 unknown path, 405 wrong method).
+
+    Their bodies are JSON like the others, a 405 names the allowed method in ``Allow``, and
+    they are counted under the route that matched the path, or ``unmatched``.
+    """
+
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 404:
+            message = f"no route {request.url.path}; see GET /v1/models and /v2/models/NAME"
+        elif error.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(error.detail)
+        logger.info("%s %s: %s %s", request.method, request.url.path, error.status_code, message)
+        route = request.scope.get("route")
+        metrics.observe(getattr(route, "path", "unmatched"), error.status_code, 0.0)
+        return JSONBody({"error": message}, status_code=error.status_code, headers=error.headers)
+
+    return http_error
 
 
 async def unexpected_error(request: Request, error: Exception) -> Response:
@@ -261,6 +274,7 @@ async def unexpected_error(request: Request, error: Exception) -> Response:
 def create_app(settings: ServerSettings) -> Starlette:
     service = PredictionService(settings)
     app = Starlette(routes=service.routes(), lifespan=service.lifespan,
-                    exception_handlers={HTTPException: http_error, Exception: unexpected_error})
+                    exception_handlers={HTTPException: http_error_handler(service.metrics),
+                                        Exception: unexpected_error})
     app.state.service = service
     return app

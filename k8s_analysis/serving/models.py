@@ -127,6 +127,4 @@ def load_checked(folder: Path) -> Predictor:
         raise ValueError(f"its smoke test gave {probabilities.tolist()}, not one finite probability per text")
     if not np.all((probabilities >= 0.0) & (probabilities <= 1.0)):
         raise ValueError(f"its smoke test gave probabilities outside [0, 1]: {probabilities.tolist()}")
-    # Build the explanation's column names now rather than on the first request that asks.
-    predictor.column_names  # noqa: B018
     return predictor

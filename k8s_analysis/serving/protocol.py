@@ -131,9 +131,12 @@ def parse_v2(body: bytes) -> PredictionRequest:
     data = parse_json(body)
     if not isinstance(data, dict):
         raise RequestError(400, f"the body must be a JSON object with \"inputs\", not {type_name(data)}")
+    if "explain" in data:
+        raise RequestError(400, "in V2, \"explain\" goes in \"parameters\": {\"parameters\": {\"explain\": true}}")
     inputs = data.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise RequestError(400, f"\"inputs\" must be a list with one tensor named \"{V2_INPUT}\"")
+        raise RequestError(400, f"\"inputs\" must be a non-empty list of tensors: the one named "
+                                f"\"{V2_INPUT}\", or a single BYTES tensor of any name")
     tensor = next((item for item in inputs if isinstance(item, dict) and item.get("name") == V2_INPUT), None)
     if tensor is None:
         if len(inputs) != 1 or not isinstance(inputs[0], dict):

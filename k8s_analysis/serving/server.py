@@ -21,7 +21,8 @@ def app_from_environment():
     from k8s_analysis.serving.app import create_app
 
     settings = ServerSettings.from_environment()
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    # Workers log the same events, so each line names its process.
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT.replace("%(name)s", "%(name)s[%(process)d]"))
     return create_app(settings)
 
 

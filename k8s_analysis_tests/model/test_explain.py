@@ -1,10 +1,11 @@
-"""Tests for the n-gram explanations: each reported effect must be what removing the column does."""
+"""Tests for explanations: each reported effect must be what removing the word or label does."""
 
 import numpy as np
 import pytest
 
 from k8s_analysis.model.bundle import Predictor
-from k8s_analysis.model.explain import column_label, explain_rows
+from k8s_analysis.model.explain import MAX_EXPLAINED_CHARACTERS, explain_texts
+from k8s_analysis.model.text import clean_text
 
 BUG_NOTE = "Fixed a bug where the kubelet panicked with a nil pointer dereference when a pod had no containers."
 FEATURE_NOTE = "Added a new --output flag to kubectl get that prints resources as YAML."
@@ -15,49 +16,69 @@ def predictor(served_model_dir):
     return Predictor(served_model_dir)
 
 
-def log_odds(probability: np.ndarray) -> np.ndarray:
-    probability = probability.astype(np.float64)
-    return np.log(probability / (1.0 - probability))
+def logit(probability: float) -> float:
+    probability = float(probability)
+    return float(np.log(probability / (1.0 - probability)))
 
 
-def test_effect_equals_log_odds_without_column(predictor):
-    matrix = predictor.transform([BUG_NOTE, FEATURE_NOTE])
-    explanations = explain_rows(predictor, matrix, top=5)
-    names = predictor.column_names
+def without_word(text: str, shown: str) -> str:
+    """Return the cleaned text without every piece that displays as ``shown``."""
+    pieces = clean_text(text).split()
+    return " ".join(piece for piece in pieces if (piece.strip(".,;:!?()[]{}\"'") or piece) != shown)
 
-    for row, explanation in enumerate(explanations):
-        base = log_odds(predictor.forward(matrix[row]))[0]
-        assert explanation["up"] or explanation["down"]
-        for contribution in explanation["up"] + explanation["down"]:
-            prefix = {"word": "w:", "char": "c:"}[contribution["kind"]]
-            column = names.index(prefix + contribution["ngram"])
-            without = matrix[row].tolil()
-            without[0, column] = 0.0
-            expected = base - log_odds(predictor.forward(without.tocsr()))[0]
-            assert contribution["log_odds"] == pytest.approx(expected, abs=2e-3)
+
+@pytest.mark.parametrize("text", [BUG_NOTE, FEATURE_NOTE])
+def test_word_effect_equals_rescoring_without_it(predictor, text):
+    explanation = explain_texts(predictor, [text], top=5)[0]
+    full = logit(predictor.predict_proba([text])[0])
+
+    contributions = explanation["up"] + explanation["down"]
+    assert contributions
+    for contribution in contributions:
+        assert contribution["kind"] == "word"
+        expected = full - logit(predictor.predict_proba([without_word(text, contribution["ngram"])])[0])
+        assert contribution["log_odds"] == pytest.approx(expected, abs=1e-3)
 
 
 def test_up_and_down_ordered_and_limited(predictor):
-    explanation = explain_rows(predictor, predictor.transform([BUG_NOTE]), top=3)[0]
+    explanation = explain_texts(predictor, [BUG_NOTE], top=3)[0]
 
     up = [item["log_odds"] for item in explanation["up"]]
     down = [item["log_odds"] for item in explanation["down"]]
-    assert len(up) == 3 and all(value > 0 for value in up) and up == sorted(up, reverse=True)
-    assert len(down) <= 3 and all(value < 0 for value in down) and down == sorted(down)
+    assert len(up) == 3
+    assert all(value > 0 for value in up)
+    assert up == sorted(up, reverse=True)
+    assert len(down) <= 3
+    assert all(value < 0 for value in down)
+    assert down == sorted(down)
 
 
 def test_bug_words_raise_bug_note(predictor):
-    explanation = explain_rows(predictor, predictor.transform([BUG_NOTE]), top=10)[0]
+    explanation = explain_texts(predictor, [BUG_NOTE], top=5)[0]
 
-    raised = {item["ngram"].strip() for item in explanation["up"]}
-    assert raised & {"fixed", "fix", "bug", "panicked", "nil"}
+    assert {item["ngram"] for item in explanation["up"]} & {"fixed", "bug", "panicked", "nil"}
 
 
 def test_explain_empty_text_is_empty(predictor):
-    assert explain_rows(predictor, predictor.transform(["", "   "]), top=5) == [{"up": [], "down": []}] * 2
+    assert explain_texts(predictor, ["", "   ", None], top=5) == [{"up": [], "down": []}] * 3
 
 
-def test_column_label_splits_kind():
-    assert column_label("w:fix bug") == ("fix bug", "word")
-    assert column_label("c: pan") == (" pan", "char")
-    assert column_label("sig/node") == ("sig/node", "label")
+def test_explain_rejects_overlong_text(predictor):
+    with pytest.raises(ValueError, match="too long to explain"):
+        explain_texts(predictor, ["word " * (MAX_EXPLAINED_CHARACTERS // 4)])
+
+
+def test_label_effect_equals_rescoring_without_it(labelled_model_dir):
+    labelled = Predictor(labelled_model_dir)
+    label = labelled.features.labels[0]
+    group, _, name = label.partition("/")
+    sigs = [name] if group == "sig" else []
+    areas = [name] if group == "area" else []
+
+    explanation = explain_texts(labelled, [BUG_NOTE], [sigs], [areas], top=1_000)[0]
+
+    labels = [item for item in explanation["up"] + explanation["down"] if item["kind"] == "label"]
+    assert [item["ngram"] for item in labels] == [label]
+    expected = (logit(labelled.predict_proba([BUG_NOTE], [sigs], [areas])[0])
+                - logit(labelled.predict_proba([BUG_NOTE], [[]], [[]])[0]))
+    assert labels[0]["log_odds"] == pytest.approx(expected, abs=1e-3)

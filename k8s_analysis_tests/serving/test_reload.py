@@ -87,6 +87,8 @@ def test_load_route_swaps_and_rejects_broken(versions, tmp_path_factory):
         status, body = server.request("POST", LOAD)
         assert status == 500
         assert f"cannot load {models_dir / BROKEN}" in body["error"]
+        assert "is not a readable weights archive" in body["error"]
+        assert "pickle" not in body["error"]
         assert f"still serving {SECOND}" in body["error"]
         assert body["model_version"] == SECOND
         status, body = server.request("POST", PREDICT, {"text": BUG_NOTE})

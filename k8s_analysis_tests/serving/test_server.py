@@ -1,12 +1,13 @@
 """Every route and every error of a real ``k8s-analysis serve`` process on 127.0.0.1."""
 
+import http.client
 import json
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from k8s_analysis.model.bundle import Predictor, promote
-from k8s_analysis.model.explain import explain_rows
+from k8s_analysis.model.explain import explain_texts
 from k8s_analysis_tests.serving.running import INFER, MODEL, PREDICT, RunningServer, copy_version
 
 BUG_NOTE = "Fixed a bug where the kubelet panicked with a nil pointer dereference when a pod had no containers."
@@ -123,20 +124,17 @@ def test_v2_nested_rows_and_chosen_output(server, predictor):
 
 
 def test_explain_matches_in_process_explanation(server, predictor):
-    reference = explain_rows(predictor, predictor.transform([BUG_NOTE]), top=5)[0]
+    reference = explain_texts(predictor, [BUG_NOTE], top=5)[0]
 
     single = server.request("POST", PREDICT, {"text": BUG_NOTE, "explain": True})[1]["explanation"]
     batch = server.request("POST", PREDICT, {"instances": [BUG_NOTE, ""], "explain": True})[1]["explanations"]
     v2 = server.request("POST", INFER, {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
                                                     "data": [BUG_NOTE]}], "parameters": {"explain": True}})[1]
-
     explain_route = server.request("POST", f"/v1/models/{MODEL}:explain", {"text": BUG_NOTE})[1]["explanation"]
 
     for answer in (single, batch[0], v2["parameters"]["explanations"][0], explain_route):
-        assert [item["ngram"] for item in answer["up"]] == [item["ngram"] for item in reference["up"]]
-        assert [item["log_odds"] for item in answer["up"]] == pytest.approx(
-            [item["log_odds"] for item in reference["up"]], abs=1e-5)
-        assert len(answer["up"]) == 5
+        assert answer == reference
+    assert len(reference["up"]) == 5
     assert batch[1] == {"up": [], "down": []}
 
 
@@ -185,7 +183,9 @@ TWO_MB = json.dumps({"instances": ["x" * 2_000_000]}).encode()
      "shape [3] but 1 texts; use [1]"),
     ("POST", INFER, b'{"inputs": [{"name": "text", "shape": [0], "datatype": "BYTES", "data": []}]}', 400,
      "has no texts"),
-    ("POST", INFER, b'{"inputs": []}', 400, '"inputs" must be a list'),
+    ("POST", INFER, b'{"inputs": []}', 400, '"inputs" must be a non-empty list'),
+    ("POST", INFER, b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}], '
+                    b'"explain": true}', 400, 'in V2, "explain" goes in "parameters"'),
     ("POST", INFER, b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [5]}]}', 400,
      "data[0] must be a string"),
     ("POST", INFER, b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}], '
@@ -212,9 +212,31 @@ def test_client_mistake_returns_json_error(server, method, path, raw, status, me
     assert f"{method} {path}: {status} " in server.log()
 
 
-def test_chunked_body_over_limit_returns_413(server):
-    import http.client
+def test_wrong_method_names_allowed_method(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("GET", INFER)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
 
+    assert response.status == 405
+    assert response.getheader("allow") == "POST"
+
+
+def test_routing_errors_are_counted(server):
+    before = metric_samples(server)
+    server.request("GET", "/no/such/route")
+    server.request("GET", INFER)
+    after = metric_samples(server)
+
+    unmatched = ("k8s_analysis_http_request_errors_total", (("route", "unmatched"), ("status", "404")))
+    wrong_method = ("k8s_analysis_http_request_errors_total",
+                    (("route", "/v2/models/{name}/infer"), ("status", "405")))
+    assert after[unmatched] - before.get(unmatched, 0) == 1
+    assert after[wrong_method] - before.get(wrong_method, 0) == 1
+
+
+def test_chunked_body_over_limit_returns_413(server):
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     chunks = (b"x" * 65_536 for _ in range(40))
     connection.request("POST", PREDICT, body=chunks, encode_chunked=True)
