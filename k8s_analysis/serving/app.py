@@ -126,7 +126,7 @@ class PredictionService:
         return JSONBody(protocol.v1_response(parsed, await self.predict(parsed)))
 
     async def v1_explain(self, request: Request) -> Response:
-        """Answer KServe's explain route: a prediction with its explanation, whatever ``explain`` says."""
+        """Return a prediction with its explanation (KServe's explain route), whatever ``explain`` says."""
         self.check_name(request)
         parsed = protocol.parse_v1(await self.read_body(request))
         parsed.explain = True
@@ -225,7 +225,7 @@ class PredictionService:
     async def lifespan(self, app: Starlette):
         """Load the model before accepting connections, then watch for new versions.
 
-        uvicorn accepts connections only after start-up, so with several workers none answers
+        uvicorn accepts connections only after start-up, so with several workers none responds
         before its own model is loaded (about 0.1 s). Without a model the server still starts,
         not ready, and the watcher loads the first version that appears.
         """

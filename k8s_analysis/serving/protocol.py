@@ -72,6 +72,7 @@ def parse_v1(body: bytes) -> PredictionRequest:
     explain = parse_explain(data.get("explain", False), "\"explain\"")
     if "text" in data and "instances" in data:
         raise RequestError(400, "send either \"text\" (one text) or \"instances\" (a list), not both")
+
     if "text" in data:
         return PredictionRequest([text_value(data["text"], "\"text\"")], explain=explain, single=True)
     if "instances" not in data:
@@ -85,6 +86,7 @@ def parse_v1(body: bytes) -> PredictionRequest:
         raise RequestError(400, f"\"instances\" must be a list of texts, not {type_name(instances)}")
     if not instances:
         raise RequestError(400, "\"instances\" is an empty list; send at least one text")
+
     request = PredictionRequest([], explain=explain)
     labels = any(isinstance(item, dict) for item in instances)
     if labels:
@@ -142,11 +144,13 @@ def parse_v2(body: bytes) -> PredictionRequest:
         if len(inputs) != 1 or not isinstance(inputs[0], dict):
             raise RequestError(400, f"no input tensor named \"{V2_INPUT}\" among {len(inputs)} inputs")
         tensor = inputs[0]
+
     name = tensor.get("name", V2_INPUT)
     if tensor.get("datatype") != "BYTES":
         raise RequestError(400, f"input \"{name}\" has datatype {tensor.get('datatype')!r}; texts go in a "
                                 "\"BYTES\" tensor")
     texts = v2_texts(tensor, name)
+
     parameters = data.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise RequestError(400, f"\"parameters\" must be an object, not {type_name(parameters)}")
@@ -178,7 +182,9 @@ def v2_texts(tensor: dict, name: str) -> list[str]:
 def v2_requested_outputs(value: object) -> list[str]:
     if value is None:
         return list(V2_OUTPUTS)
-    names = [item.get("name") if isinstance(item, dict) else None for item in value] if isinstance(value, list) else None
+    names = []
+    if isinstance(value, list):
+        names = [item.get("name") if isinstance(item, dict) else None for item in value]
     if not names:
         raise RequestError(400, "\"outputs\" must be a list of objects such as {\"name\": \"probability\"}")
     unknown = [name for name in names if name not in V2_OUTPUTS]
