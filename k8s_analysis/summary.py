@@ -99,6 +99,9 @@ def print_summary(layout, result, dagster_home: Path) -> None:
         print(f"  new model:      {blocked}")
     print(f"  tables:         {layout.tables_dir}")
     print(f"  models:         {layout.models_dir}")
+    if layout.current_model_dir.exists():
+        print(f"  to serve it:    k8s-analysis --data-dir {layout.root} serve   "
+              "(then POST /v1/models/kubernetes-analysis:predict on 127.0.0.1:8080)")
     print(f"  Dagster runs:   in {dagster_home}; to browse them, from the repository root: "
           f"DAGSTER_HOME={dagster_home} K8S_ANALYSIS_DATA_DIR={layout.root} dagster dev -w workspace.yaml")
     for line in step_failures(result):

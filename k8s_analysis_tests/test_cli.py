@@ -43,6 +43,7 @@ def test_run_prints_summary(data_dir):
     assert "744 (0 issues, 744 pull requests)" in summary
     assert "release notes:" in summary
     assert "ROC-AUC" in summary
+    assert f"to serve it:    k8s-analysis --data-dir {data_dir} serve" in summary
 
 
 @pytest.mark.slow
