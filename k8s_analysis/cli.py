@@ -444,10 +444,10 @@ def serve_command(args: argparse.Namespace, layout: DataLayout, parser: argparse
     if args.workers < 1:
         parser.error(f"invalid --workers {args.workers}: give 1 or more")
     model_dir = args.model_dir or layout.current_model_dir
-    # The model may appear later (the server waits for it), but not in a folder that does not exist.
-    if not model_dir.parent.is_dir():
-        parser.error(f"invalid --model-dir {model_dir}: the folder {model_dir.parent} does not exist; train a "
-                     "model first (k8s-analysis run), or create the folder to start the server and wait for one")
+    # The model may appear later, and the server waits for it. A --model-dir in a folder that
+    # does not exist is a typo, though; the default folder appears with the first training.
+    if args.model_dir is not None and not model_dir.parent.is_dir():
+        parser.error(f"invalid --model-dir {model_dir}: the folder {model_dir.parent} does not exist")
     if (model_dir / "current").is_dir() and not (model_dir / "manifest.json").is_file():
         parser.error(f"{model_dir} contains model versions, not one model: did you mean --model-dir "
                      f"{model_dir / 'current'}?")

@@ -1,11 +1,16 @@
 """Explanations of a prediction: the words and labels that pushed its kind/bug log-odds up or down most.
 
 Each distinct word of the cleaned note (a whitespace-separated piece, with every occurrence)
-is removed in turn, and the shorter note is scored again from scratch, so its word n-grams,
-character n-grams and row length are recomputed. The word's effect is the log-odds of kind/bug
-with it minus the log-odds without it. Log-odds add up where probabilities saturate, so a word
-of a note scored 0.99 still shows its weight. When the model uses sig/area labels, each label
-of the note is removed the same way.
+is removed in turn. The note's TF-IDF values are computed again without it, so the word's own
+n-grams, the bigrams around it and the character n-grams it shares with other words all
+change as they should. The row is then divided by the full note's length, not its own.
+Scaling it up again would give the remaining words more weight. On a short note such as
+"Fixed a crash." that alone would make "crash" look like evidence against a bug. The word's effect is
+the log-odds of kind/bug with it minus the log-odds without it, so positive effects pushed
+towards kind/bug. Log-odds add up where probabilities saturate, so a word of a note scored
+0.99 still shows its weight. When the model uses sig/area labels, each label of the note is
+removed the same way. Common English words (scikit-learn's stop-word list) and pieces without
+a letter are scored but not listed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from k8s_analysis.model.bundle import ACTIVATIONS, Predictor
 from k8s_analysis.model.features import label_tokens
@@ -72,11 +79,15 @@ def explain_one(predictor: Predictor, cleaned: str, sigs, areas, top: int) -> di
         raise ValueError(f"a text of {len(cleaned):,} characters is too long to explain (the limit is "
                          f"{MAX_EXPLAINED_CHARACTERS:,}); send it without asking for an explanation")
     pieces = cleaned.split()
-    words = list(dict.fromkeys(pieces))
-    variants = [cleaned] + [" ".join(piece for piece in pieces if piece != word) for word in words]
-    variant_sigs = [sigs] * len(variants)
-    variant_areas = [areas] * len(variants)
-    candidates = [(word.strip(DISPLAY_STRIP) or word, "word") for word in words]
+    variants, variant_sigs, variant_areas, candidates = [cleaned], [sigs], [areas], []
+    for word in dict.fromkeys(pieces):
+        displayed = word.strip(DISPLAY_STRIP) or word
+        if displayed in ENGLISH_STOP_WORDS or not any(character.isalpha() for character in displayed):
+            continue
+        variants.append(" ".join(piece for piece in pieces if piece != word))
+        variant_sigs.append(sigs)
+        variant_areas.append(areas)
+        candidates.append((displayed, "word"))
     if predictor.uses_labels:
         for label in label_tokens(sigs, areas):
             group, _, name = label.partition("/")
@@ -84,9 +95,12 @@ def explain_one(predictor: Predictor, cleaned: str, sigs, areas, top: int) -> di
             variant_sigs.append([item for item in sigs or () if not (group == "sig" and item == name)])
             variant_areas.append([item for item in areas or () if not (group == "area" and item == name)])
             candidates.append((label, "label"))
-    if len(variants) == 1:
+    if not candidates:
         return {"up": [], "down": []}
-    values = log_odds(predictor, predictor.features.transform(variants, variant_sigs, variant_areas))
+
+    rows = predictor.features.unscaled(variants, variant_sigs, variant_areas)
+    length = float(np.sqrt(rows[0].multiply(rows[0]).sum()))
+    values = log_odds(predictor, rows / length if length else rows)
     effects = values[0] - values[1:]
     order = np.argsort(effects, kind="stable")
     up = [index for index in order[::-1][:top] if effects[index] > 0]

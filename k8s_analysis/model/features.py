@@ -147,12 +147,17 @@ class NoteFeatures:
         """Feature rows for cleaned texts; ``sigs``/``areas`` are per-note label lists or None."""
         if isinstance(texts, str):
             raise TypeError("transform expects a list of texts, not one string")
+        return unit_rows(self.unscaled(texts, sigs, areas))
+
+    def unscaled(self, texts: Sequence[str], sigs: Sequence | None = None,
+                 areas: Sequence | None = None) -> sp.csr_matrix:
+        """Return ``transform``'s rows before they are scaled to unit length."""
         if len(texts) == 0:
             return sp.csr_matrix((0, self.n_features), dtype=np.float32)
         blocks = [self._text_columns.transform(texts)]
         if self.labels:
             blocks.append(self._label_block(len(texts), sigs, areas))
-        return unit_rows(sp.hstack(blocks, format="csr", dtype=np.float32) if len(blocks) > 1 else blocks[0])
+        return sp.hstack(blocks, format="csr", dtype=np.float32) if len(blocks) > 1 else blocks[0]
 
     def reference_transform(self, texts: Sequence[str], sigs: Sequence | None = None,
                             areas: Sequence | None = None) -> sp.csr_matrix:

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
 
 from k8s_analysis.model.bundle import Predictor
@@ -32,6 +33,21 @@ from k8s_analysis.serving.settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class ModelNameConvertor(Convertor):
+    """A model name in a path: no ``/`` and no ``:``, so ``NAME:predict`` never matches ``/v1/models/{name}``."""
+
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("model", ModelNameConvertor())
 
 
 class JSONBody(JSONResponse):
@@ -61,13 +77,15 @@ class PredictionService:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise RequestError(413, f"the body has {int(declared):,} bytes, over this server's limit of "
-                                    f"{limit:,}; send fewer texts per request")
+                                    f"{limit:,}; send fewer or shorter texts per request, or start the server "
+                                    "with a larger --max-body-bytes")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise RequestError(413, f"the body is over this server's limit of {limit:,} bytes; "
-                                        "send fewer texts per request")
+                raise RequestError(413, f"the body is over this server's limit of {limit:,} bytes; send fewer "
+                                        "or shorter texts per request, or start the server with a larger "
+                                        "--max-body-bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -126,7 +144,7 @@ class PredictionService:
         return JSONBody(protocol.v1_response(parsed, await self.predict(parsed)))
 
     async def v1_explain(self, request: Request) -> Response:
-        """Return a prediction with its explanation (KServe's explain route), whatever ``explain`` says."""
+        """Return a prediction with its explanation (KServe's explain route), whatever ``explain`` is set to."""
         self.check_name(request)
         parsed = protocol.parse_v1(await self.read_body(request))
         parsed.explain = True
@@ -139,8 +157,6 @@ class PredictionService:
         return JSONBody(protocol.v2_response(self.settings.model_name, parsed, predictions))
 
     async def v1_model(self, request: Request) -> Response:
-        if request.path_params["name"].endswith((":predict", ":explain")):
-            raise RequestError(405, f"GET is not allowed on {request.url.path}; send predictions with POST")
         self.check_name(request)
         version = self.store.version
         body = {"name": self.settings.model_name, "ready": version is not None, "model_version": version}
@@ -155,9 +171,11 @@ class PredictionService:
         self.check_name(request)
         result = await self.store.reload()
         if result.error is not None:
-            # The client asked correctly; the model folder is what is broken.
+            # The request was valid. 503 when nothing serves (as on every route); 500 when a
+            # broken version was rejected and the old one still serves.
+            status = 500 if result.version is not None else 503
             return JSONBody({"name": self.settings.model_name, "ready": result.version is not None,
-                             "model_version": result.version, "error": result.error}, status_code=500)
+                             "model_version": result.version, "error": result.error}, status_code=status)
         return JSONBody({"name": self.settings.model_name, "ready": True, "model_version": result.version,
                          "reloaded": result.loaded})
 
@@ -219,7 +237,8 @@ class PredictionService:
             ("/v2/models/{name}/infer", "POST", self.v2_infer),
             ("/metrics", "GET", self.metrics_route),
         ]
-        return [Route(path, self.observed(path, handler), methods=[method]) for path, method, handler in table]
+        return [Route(path.replace("{name}", "{name:model}"), self.observed(path, handler), methods=[method])
+                for path, method, handler in table]
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette):
@@ -260,7 +279,8 @@ def http_error_handler(metrics: ServerMetrics):
             message = str(error.detail)
         logger.info("%s %s: %s %s", request.method, request.url.path, error.status_code, message)
         route = request.scope.get("route")
-        metrics.observe(getattr(route, "path", "unmatched"), error.status_code, 0.0)
+        route_name = getattr(route, "path", "unmatched").replace("{name:model}", "{name}")
+        metrics.observe(route_name, error.status_code, None)
         return JSONBody({"error": message}, status_code=error.status_code, headers=error.headers)
 
     return http_error

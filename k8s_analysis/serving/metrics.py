@@ -41,7 +41,7 @@ class ServerMetrics:
                                  "Time from reading a request to its response, by route.", ["route"],
                                  buckets=LATENCY_BUCKETS, registry=registry)
         self.predictions = Counter("k8s_analysis_predictions", "Texts scored.", registry=registry)
-        self.reloads = Counter("k8s_analysis_model_reloads", "Model loads, by outcome (success or failure).",
+        self.reloads = Counter("k8s_analysis_model_reloads", "Model loads, the first one included, by outcome (success or failure).",
                                ["outcome"], registry=registry)
         # livemax: in multiprocess mode a version counts while any live worker serves it.
         self.model_info = Gauge("k8s_analysis_model_info", "1 for the model version being served, else 0.",
@@ -50,11 +50,13 @@ class ServerMetrics:
                            multiprocess_mode="livemin")
         self.ready.set(0)
 
-    def observe(self, route: str, status: int, seconds: float) -> None:
+    def observe(self, route: str, status: int, seconds: float | None) -> None:
+        """Count one response; ``seconds`` is None for requests no handler timed (routing errors)."""
         self.requests.labels(route, str(status)).inc()
         if status >= 400:
             self.errors.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        if seconds is not None:
+            self.latency.labels(route).observe(seconds)
 
     def model_loaded(self, name: str, version: str, previous: str | None) -> None:
         if previous is not None and previous != version:

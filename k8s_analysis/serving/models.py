@@ -81,8 +81,11 @@ class ModelStore:
         async with self._lock:
             source = self.source()
             if source is None:
-                return self._reject(None, f"no model at {self.model_dir}: the folder or its {MANIFEST_FILE} "
-                                          "does not exist; train one with `k8s-analysis run` or `train`")
+                # Not a failed load: there is nothing to load yet, and the watcher waits for it.
+                self.last_error = (f"no model at {self.model_dir}: the folder or its {MANIFEST_FILE} does not "
+                                   "exist; train one with `k8s-analysis run` or `train`")
+                logger.warning("%s", self.last_error)
+                return ReloadResult(False, self.version, self.last_error)
             if source == self._loaded:
                 return ReloadResult(False, self.version)
             try:
@@ -103,7 +106,7 @@ class ModelStore:
                 logger.info("model reloaded: %s replaces %s (from %s)", predictor.version, previous, source.folder)
             return ReloadResult(True, predictor.version)
 
-    def _reject(self, source: ModelSource | None, message: str) -> ReloadResult:
+    def _reject(self, source: ModelSource, message: str) -> ReloadResult:
         self._failed = source
         self.last_error = message
         self.metrics.reloads.labels("failure").inc()
@@ -124,7 +127,9 @@ def load_checked(folder: Path) -> Predictor:
     predictor = Predictor(folder)
     probabilities, _ = predictor.score(SMOKE_TEST_TEXTS)
     if probabilities.shape != (len(SMOKE_TEST_TEXTS),) or not np.all(np.isfinite(probabilities)):
-        raise ValueError(f"its smoke test gave {probabilities.tolist()}, not one finite probability per text")
+        raise ValueError(f"its smoke test gave {probabilities.tolist()}, not one finite probability per text; "
+                         "the weights are damaged: retrain the model")
     if not np.all((probabilities >= 0.0) & (probabilities <= 1.0)):
-        raise ValueError(f"its smoke test gave probabilities outside [0, 1]: {probabilities.tolist()}")
+        raise ValueError(f"its smoke test gave probabilities outside [0, 1]: {probabilities.tolist()}; "
+                         "the last layer is not a sigmoid: retrain the model")
     return predictor

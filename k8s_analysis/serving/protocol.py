@@ -95,7 +95,8 @@ def parse_v1(body: bytes) -> PredictionRequest:
         where = f"instances[{index}]"
         if isinstance(item, dict):
             if "text" not in item:
-                raise RequestError(400, f"{where} is an object without \"text\"")
+                raise RequestError(400, f"{where} is an object without \"text\"; give each object a \"text\" "
+                                        "(null for an empty one)")
             request.texts.append(text_value(item["text"], f"{where}.text"))
             request.sigs.append(label_list(item.get("sigs"), f"{where}.sigs"))
             request.areas.append(label_list(item.get("areas"), f"{where}.areas"))
@@ -175,7 +176,8 @@ def v2_texts(tensor: dict, name: str) -> list[str]:
     shape = tensor.get("shape")
     if (not isinstance(shape, list) or not all(isinstance(size, int) and not isinstance(size, bool) for size in shape)
             or math.prod(shape) != len(flat)):
-        raise RequestError(400, f"input \"{name}\" has shape {shape!r} but {len(flat)} texts; use [{len(flat)}]")
+        count = f"{len(flat)} text{'' if len(flat) == 1 else 's'}"
+        raise RequestError(400, f"input \"{name}\" has shape {shape!r} but {count}; use [{len(flat)}]")
     return [text_value(item, f"input \"{name}\" data[{index}]") for index, item in enumerate(flat)]
 
 

@@ -27,6 +27,14 @@ def without_word(text: str, shown: str) -> str:
     return " ".join(piece for piece in pieces if (piece.strip(".,;:!?()[]{}\"'") or piece) != shown)
 
 
+def logit_at_full_length(predictor, text: str, reduced: str, sigs=None, areas=None) -> float:
+    """Score ``reduced`` with its row divided by the length of ``text``'s row, not its own."""
+    full = predictor.features.unscaled([clean_text(text)], [sigs], [areas])
+    length = float(np.sqrt(full.multiply(full).sum()))
+    row = predictor.features.unscaled([reduced], [sigs], [areas]) / length
+    return logit(predictor.forward(row)[0])
+
+
 @pytest.mark.parametrize("text", [BUG_NOTE, FEATURE_NOTE])
 def test_word_effect_equals_rescoring_without_it(predictor, text):
     explanation = explain_texts(predictor, [text], top=5)[0]
@@ -36,8 +44,30 @@ def test_word_effect_equals_rescoring_without_it(predictor, text):
     assert contributions
     for contribution in contributions:
         assert contribution["kind"] == "word"
-        expected = full - logit(predictor.predict_proba([without_word(text, contribution["ngram"])])[0])
+        reduced = without_word(text, contribution["ngram"])
+        expected = full - logit_at_full_length(predictor, text, reduced)
         assert contribution["log_odds"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_removal_keeps_full_row_length(predictor):
+    """Scaling the shorter row to unit length again would give a different, larger-looking effect."""
+    text = "Fixed a crash."
+    explanation = explain_texts(predictor, [text], top=10)[0]
+    contribution = next(item for item in explanation["up"] + explanation["down"] if item["ngram"] == "crash")
+    full = logit(predictor.predict_proba([text])[0])
+    rescaled = full - logit(predictor.predict_proba(["fixed a"])[0])
+
+    assert contribution["log_odds"] == pytest.approx(full - logit_at_full_length(predictor, text, "fixed a"),
+                                                     abs=1e-3)
+    assert abs(contribution["log_odds"] - rescaled) > 1e-3
+
+
+def test_stop_words_and_numbers_not_listed(predictor):
+    explanation = explain_texts(predictor, ["Fixed the crash of a pod on the node in 1.29 and 2024."], top=50)[0]
+
+    listed = {item["ngram"] for item in explanation["up"] + explanation["down"]}
+    assert listed
+    assert not listed & {"the", "of", "a", "on", "in", "and", "1.29", "2024"}
 
 
 def test_up_and_down_ordered_and_limited(predictor):
@@ -79,6 +109,9 @@ def test_label_effect_equals_rescoring_without_it(labelled_model_dir):
 
     labels = [item for item in explanation["up"] + explanation["down"] if item["kind"] == "label"]
     assert [item["ngram"] for item in labels] == [label]
-    expected = (logit(labelled.predict_proba([BUG_NOTE], [sigs], [areas])[0])
-                - logit(labelled.predict_proba([BUG_NOTE], [[]], [[]])[0]))
+    full = logit(labelled.predict_proba([BUG_NOTE], [sigs], [areas])[0])
+    length_row = labelled.features.unscaled([clean_text(BUG_NOTE)], [sigs], [areas])
+    length = float(np.sqrt(length_row.multiply(length_row).sum()))
+    without_label = labelled.features.unscaled([clean_text(BUG_NOTE)], [[]], [[]]) / length
+    expected = full - logit(labelled.forward(without_label)[0])
     assert labels[0]["log_odds"] == pytest.approx(expected, abs=1e-3)

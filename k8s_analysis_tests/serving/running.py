@@ -26,11 +26,14 @@ INFER = f"/v2/models/{MODEL}/infer"
 class RunningServer:
     """A server process started for one test module; ``stop`` ends it with SIGTERM."""
 
-    def __init__(self, model_dir: Path, log_path: Path, *options: str, port: int = 0) -> None:
+    def __init__(self, model_dir: Path | None, log_path: Path, *options: str, port: int = 0) -> None:
+        """Start the server; without ``model_dir`` it serves the default model of a new data directory."""
         self.log_path = log_path
         self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed in stop)
         command = [sys.executable, "-m", "k8s_analysis.cli", "--data-dir", str(log_path.parent / "data"), "serve",
-                   "--host", "127.0.0.1", "--port", str(port), "--model-dir", str(model_dir), *options]
+                   "--host", "127.0.0.1", "--port", str(port), *options]
+        if model_dir is not None:
+            command += ["--model-dir", str(model_dir)]
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.port = port or self._wait_for_port()
@@ -54,7 +57,9 @@ class RunningServer:
         """Send one request on a new connection; return the status and the JSON (or text) body."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+            data = raw
+            if data is None and body is not None:
+                data = json.dumps(body).encode()
             connection.request(method, path, body=data, headers=headers or {})
             response = connection.getresponse()
             content = response.read().decode("utf-8")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from k8s_analysis.model.bundle import promote
-from k8s_analysis_tests.serving.running import PREDICT, RunningServer, copy_version
+from k8s_analysis_tests.serving.running import MODEL, PREDICT, RunningServer, copy_version
 from k8s_analysis_tests.serving.test_server import BUG_NOTE, metric_samples
 
 VERSION = "20250401T000000Z-0000c001"
@@ -49,6 +49,18 @@ def test_two_workers_share_metrics(models_dir, tmp_path):
     # Each scrape adds up both workers' counts, whichever worker handles it.
     assert after[key] - before.get(key, 0) == 40
     assert "with 2 workers" in server.log()
+
+
+def test_new_data_directory_starts_not_ready(tmp_path):
+    server = RunningServer(None, tmp_path / "server.log")
+    try:
+        status, body = server.wait_until(lambda: server.request("GET", f"/v1/models/{MODEL}"), what="an answer")
+    finally:
+        server.stop()
+
+    assert status == 503
+    assert f"no model at {tmp_path / 'data' / 'models' / 'current'}" in body["error"]
+    assert "WARNING" in server.log()
 
 
 def run_serve(*arguments: str) -> subprocess.CompletedProcess:

@@ -52,6 +52,11 @@ def test_readiness_waits_for_a_model(versions, tmp_path_factory):
         assert status == 503
         assert "no model is loaded yet" in body["error"]
         assert server.request("GET", f"/v2/models/{MODEL}/ready")[0] == 503
+        status, body = server.request("POST", LOAD)
+        assert status == 503
+        assert "no model at" in body["error"]
+        # Nothing to load is not a failed load.
+        assert ("k8s_analysis_model_reloads_total", (("outcome", "failure"),)) not in metric_samples(server)
 
         promote(models_dir, FIRST)
         server.wait_ready()
