@@ -109,7 +109,8 @@ class PredictionService:
             raise RequestError(400, f"explanations are limited to {self.settings.max_explained_texts} texts per "
                                     f"request, and this one has {len(request.texts)}; split it, or leave out "
                                     "\"explain\"")
-        if len(request.texts) <= self.settings.inline_texts:
+        # Explanations score each text once per word, so they always go to a thread.
+        if len(request.texts) <= self.settings.inline_texts and not request.explain:
             predictions = self.score(predictor, request)
         else:
             predictions = await anyio.to_thread.run_sync(self.score, predictor, request)
@@ -271,7 +272,9 @@ def http_error_handler(metrics: ServerMetrics):
     """
 
     async def http_error(request: Request, error: HTTPException) -> Response:
-        if error.status_code == 404:
+        if error.status_code == 404 and request.url.path.startswith("/v1/models/") and ":" in request.url.path:
+            message = f"no route {request.url.path}; the V1 verbs are :predict and :explain"
+        elif error.status_code == 404:
             message = f"no route {request.url.path}; see GET /v1/models and /v2/models/NAME"
         elif error.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"

@@ -74,9 +74,11 @@ def parse_v1(body: bytes) -> PredictionRequest:
         raise RequestError(400, "send either \"text\" (one text) or \"instances\" (a list), not both")
 
     if "text" in data:
-        return PredictionRequest([text_value(data["text"], "\"text\"")], explain=explain, single=True)
+        return PredictionRequest([text_value(data["text"], "\"text\"", objects=False)], explain=explain,
+                                 single=True)
     if "instances" not in data:
-        keys = ", ".join(f'"{key}"' for key in data) or "none"
+        # A few keys, shortened: they come from the client and end up in the log.
+        keys = ", ".join(f'"{key[:40]}"' for key in list(data)[:5]) or "none"
         raise RequestError(400, f"expected \"text\" (one text) or \"instances\" (a list of texts); got keys: {keys}")
     instances = data["instances"]
     if isinstance(instances, str):
@@ -97,7 +99,7 @@ def parse_v1(body: bytes) -> PredictionRequest:
             if "text" not in item:
                 raise RequestError(400, f"{where} is an object without \"text\"; give each object a \"text\" "
                                         "(null for an empty one)")
-            request.texts.append(text_value(item["text"], f"{where}.text"))
+            request.texts.append(text_value(item["text"], f"{where}.text", objects=False))
             request.sigs.append(label_list(item.get("sigs"), f"{where}.sigs"))
             request.areas.append(label_list(item.get("areas"), f"{where}.areas"))
             continue
@@ -108,11 +110,13 @@ def parse_v1(body: bytes) -> PredictionRequest:
     return request
 
 
-def text_value(value: object, where: str) -> str:
+def text_value(value: object, where: str, objects: bool = True) -> str:
+    """Return a text field's string; ``objects`` is True where an object with "text" is allowed too."""
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise RequestError(400, f"{where} must be a string (or an object with \"text\"), not {type_name(value)}")
+        allowed = "a string (or an object with \"text\")" if objects else "a string"
+        raise RequestError(400, f"{where} must be {allowed}, not {type_name(value)}")
     return value
 
 
@@ -178,7 +182,7 @@ def v2_texts(tensor: dict, name: str) -> list[str]:
             or math.prod(shape) != len(flat)):
         count = f"{len(flat)} text{'' if len(flat) == 1 else 's'}"
         raise RequestError(400, f"input \"{name}\" has shape {shape!r} but {count}; use [{len(flat)}]")
-    return [text_value(item, f"input \"{name}\" data[{index}]") for index, item in enumerate(flat)]
+    return [text_value(item, f"input \"{name}\" data[{index}]", objects=False) for index, item in enumerate(flat)]
 
 
 def v2_requested_outputs(value: object) -> list[str]:

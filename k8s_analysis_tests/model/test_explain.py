@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from k8s_analysis.model.bundle import Predictor
-from k8s_analysis.model.explain import MAX_EXPLAINED_CHARACTERS, explain_texts
+from k8s_analysis.model.explain import MAX_EXPLAINED_CHARACTERS, MAX_EXPLAINED_TOTAL, explain_texts
 from k8s_analysis.model.text import clean_text
 
 BUG_NOTE = "Fixed a bug where the kubelet panicked with a nil pointer dereference when a pod had no containers."
@@ -96,6 +96,29 @@ def test_explain_empty_text_is_empty(predictor):
 def test_explain_rejects_overlong_text(predictor):
     with pytest.raises(ValueError, match="too long to explain"):
         explain_texts(predictor, ["word " * (MAX_EXPLAINED_CHARACTERS // 4)])
+
+
+def test_explain_rejects_too_many_characters_together(predictor):
+    text = "fixed a crash " * (MAX_EXPLAINED_CHARACTERS // 15)
+    count = MAX_EXPLAINED_TOTAL // len(clean_text(text)) + 1
+
+    with pytest.raises(ValueError, match="too many to explain in one request"):
+        explain_texts(predictor, [text] * count)
+
+
+def test_repeated_word_listed_once(predictor):
+    text = "Fixed a crash. The crash happened when the kubelet restarted."
+    explanation = explain_texts(predictor, [text], top=20)[0]
+
+    listed = [item for item in explanation["up"] + explanation["down"] if item["ngram"] == "crash"]
+    assert len(listed) == 1
+    reduced = "fixed a the happened when the kubelet restarted."
+    expected = logit(predictor.predict_proba([text])[0]) - logit_at_full_length(predictor, text, reduced)
+    assert listed[0]["log_odds"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_unknown_words_not_explained(predictor):
+    assert explain_texts(predictor, ["zzzqx blorfle"], top=5) == [{"up": [], "down": []}]
 
 
 def test_label_effect_equals_rescoring_without_it(labelled_model_dir):
