@@ -1,7 +1,7 @@
 """Benchmark: prediction features from the kept terms (``transform``) against scikit-learn's analyzers.
 
-Both paths turn cleaned release notes into the same unit-length rows; the script checks that
-they are equal and prints the time per call of each for 1, 16 and 1,000 texts, and the ratio.
+Both paths turn cleaned release notes into the same unit-length rows. The script checks that
+they are equal, then prints the time per call of each for 1, 16 and 1,000 texts, and the ratio.
 The fast path's word cache is warm after the first call, as it is in a running server, so the
 cold first call is printed too.
 

@@ -222,7 +222,7 @@ def wait_all_workers(server: Server, text: str) -> dict:
 
     With several workers, one worker may return 200 from the ready route while another is still
     loading the model and rejects predictions with 503. Each new connection may reach another worker, so
-    this returns the number of 503 responses and the seconds it took until every worker answered.
+    this returns the number of 503 responses and the seconds it took until every worker responded.
     """
     body = json.dumps({"text": text}).encode()
     started = time.perf_counter()

@@ -211,6 +211,7 @@ class Predictor:
     @property
     def uses_labels(self) -> bool:
         return bool(self.features.labels)
+
     def transform(self, texts: Sequence[str | None], sigs: Sequence | None = None,
                   areas: Sequence | None = None) -> sp.csr_matrix:
         """Feature rows; a None text counts as empty. One string is refused: scoring it as a list

@@ -205,7 +205,8 @@ def unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Rows scaled to unit L2 length, float32, indices sorted (Keras rejects unsorted CSR).
 
     Computed here rather than with sklearn's ``normalize``, whose input checks cost more than
-    the arithmetic when one request scores one note. All-zero rows stay zero.
+    the arithmetic when one request scores one note. All-zero rows stay zero. A float32 CSR
+    argument is scaled in place, as ``normalize(copy=False)`` did.
     """
     csr = sp.csr_matrix(matrix, dtype=np.float32)
     csr.sort_indices()

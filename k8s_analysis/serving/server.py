@@ -47,8 +47,8 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080, w
 
         uvicorn.run(create_app(settings), **options)
         return
-    # Worker processes are started fresh, so they find their settings and the shared metrics
-    # folder in the environment; both must be set before the first worker starts.
+    # Worker processes are started fresh, so they read their settings and the shared metrics
+    # folder from the environment. Both must be set before the first worker starts.
     metrics_dir = tempfile.mkdtemp(prefix="k8s-analysis-metrics-")
     os.environ[MULTIPROCESS_ENV] = metrics_dir
     os.environ[SETTINGS_ENV] = settings.to_environment()

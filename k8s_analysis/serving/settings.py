@@ -23,7 +23,7 @@ class ServerSettings:
     reload_interval: float = 2.0
     """Seconds between checks of where ``model_dir`` points; 0 turns the watcher off."""
     explain_top: int = 5
-    """N-grams listed per direction when a request asks for an explanation."""
+    """Words listed per direction when a request includes ``"explain": true``."""
     max_explained_texts: int = 100
     """Texts one request may ask to explain; each costs about as much as 50 plain predictions."""
     inline_texts: int = 64

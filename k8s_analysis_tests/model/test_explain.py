@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from k8s_analysis.model.bundle import Predictor
-from k8s_analysis.model.explain import MAX_EXPLAINED_CHARACTERS, MAX_EXPLAINED_TOTAL, explain_texts
+from k8s_analysis.model.explain import MAX_EXPLAINED_CHARACTERS, MAX_EXPLAINED_TOTAL, displayed_word, explain_texts
 from k8s_analysis.model.text import clean_text
 
 BUG_NOTE = "Fixed a bug where the kubelet panicked with a nil pointer dereference when a pod had no containers."
@@ -21,10 +21,10 @@ def logit(probability: float) -> float:
     return float(np.log(probability / (1.0 - probability)))
 
 
-def without_word(text: str, shown: str) -> str:
-    """Return the cleaned text without every piece that displays as ``shown``."""
+def without_word(text: str, displayed: str) -> str:
+    """Return the cleaned text without every piece that displays as ``displayed``."""
     pieces = clean_text(text).split()
-    return " ".join(piece for piece in pieces if (piece.strip(".,;:!?()[]{}\"'") or piece) != shown)
+    return " ".join(piece for piece in pieces if displayed_word(piece) != displayed)
 
 
 def logit_at_full_length(predictor, text: str, reduced: str, sigs=None, areas=None) -> float:

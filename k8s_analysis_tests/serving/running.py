@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from k8s_analysis.model.bundle import MANIFEST_FILE, WEIGHTS_FILE
+from k8s_analysis.model.bundle import MANIFEST_FILE, WEIGHTS_FILE, promote
 
 LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 MODEL = "kubernetes-analysis"
@@ -69,7 +69,7 @@ class RunningServer:
         finally:
             connection.close()
 
-    def wait_until(self, condition, timeout: float = 30.0, what: str = "the condition"):
+    def wait_until(self, condition, timeout: float = 30.0, description: str = "the condition"):
         """Poll ``condition()`` until it returns a true value, and return that value."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -77,7 +77,7 @@ class RunningServer:
             if value:
                 return value
             time.sleep(0.05)
-        raise AssertionError(f"{what} did not happen within {timeout} s; server log:\n{self.log()}")
+        raise AssertionError(f"{description} did not happen within {timeout} s; server log:\n{self.log()}")
 
     def wait_ready(self) -> None:
         def ready() -> bool:
@@ -88,7 +88,7 @@ class RunningServer:
                     raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log()}") from None
                 return False
 
-        self.wait_until(ready, timeout=60.0, what="readiness")
+        self.wait_until(ready, timeout=60.0, description="readiness")
 
     def serving_version(self) -> str | None:
         status, body = self.request("GET", f"/v1/models/{MODEL}")
@@ -123,6 +123,13 @@ def copy_version(source: Path, models_dir: Path, version: str, bias_shift: float
         weights[f"bias_{last}"] = weights[f"bias_{last}"] + np.float32(bias_shift)
         np.savez(target / WEIGHTS_FILE, **weights)
     return target
+
+
+def promoted_copy(source: Path, models_dir: Path, version: str) -> Path:
+    """Copy a version folder into ``models_dir``, point ``current`` at it, and return ``models_dir``."""
+    copy_version(source, models_dir, version)
+    promote(models_dir, version)
+    return models_dir
 
 
 def broken_version(source: Path, models_dir: Path, version: str) -> Path:

@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from k8s_analysis.model.bundle import promote
-from k8s_analysis_tests.serving.running import MODEL, PREDICT, RunningServer, copy_version
+from k8s_analysis_tests.serving.running import MODEL, PREDICT, RunningServer, promoted_copy
 from k8s_analysis_tests.serving.test_server import BUG_NOTE, metric_samples
 
 VERSION = "20250401T000000Z-0000c001"
@@ -17,10 +16,7 @@ STARTED = re.compile(r"Started server process \[(\d+)\]")
 
 @pytest.fixture(scope="module")
 def models_dir(served_model_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    copy_version(served_model_dir, folder, VERSION)
-    promote(folder, VERSION)
-    return folder
+    return promoted_copy(served_model_dir, tmp_path_factory.mktemp("models"), VERSION)
 
 
 def free_port() -> int:
@@ -34,7 +30,7 @@ def test_two_workers_share_metrics(models_dir, tmp_path):
     try:
         server.wait_ready()
         workers = server.wait_until(lambda: len(set(STARTED.findall(server.log()))) == 2,
-                                    what="two worker processes")
+                                    description="two worker processes")
         before = metric_samples(server)
         # A new connection per request lets the kernel hand requests to either worker.
         answers = [server.request("POST", PREDICT, {"text": BUG_NOTE}) for _ in range(40)]
@@ -54,7 +50,7 @@ def test_two_workers_share_metrics(models_dir, tmp_path):
 def test_new_data_directory_starts_not_ready(tmp_path):
     server = RunningServer(None, tmp_path / "server.log")
     try:
-        status, body = server.wait_until(lambda: server.request("GET", f"/v1/models/{MODEL}"), what="an answer")
+        status, body = server.wait_until(lambda: server.request("GET", f"/v1/models/{MODEL}"), description="a response")
     finally:
         server.stop()
 

@@ -42,7 +42,7 @@ def test_readiness_waits_for_a_model(versions, tmp_path_factory):
     (models_dir / "current").unlink(missing_ok=True)
     server = start(models_dir, tmp_path_factory, "--reload-interval", "0.2")
     try:
-        server.wait_until(lambda: server.request("GET", "/v2/health/live")[0] == 200, what="liveness")
+        server.wait_until(lambda: server.request("GET", "/v2/health/live")[0] == 200, description="liveness")
         assert server.request("GET", "/v2/health/ready") == (503, {"ready": False})
         status, body = server.request("GET", f"/v1/models/{MODEL}")
         assert status == 503
@@ -152,7 +152,7 @@ def test_reload_under_load_loses_nothing(versions, tmp_path_factory):
                 # The watcher finds some versions; the load request finds the others first.
                 if version == THIRD:
                     server.request("POST", LOAD)
-                server.wait_until(lambda v=version: server.serving_version() == v, what=f"serving {version}")
+                server.wait_until(lambda v=version: server.serving_version() == v, description=f"serving {version}")
             else:
                 time.sleep(0.5)
                 assert server.serving_version() == FIRST

@@ -6,9 +6,9 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from k8s_analysis.model.bundle import Predictor, promote
+from k8s_analysis.model.bundle import Predictor
 from k8s_analysis.model.explain import explain_texts
-from k8s_analysis_tests.serving.running import INFER, MODEL, PREDICT, RunningServer, copy_version
+from k8s_analysis_tests.serving.running import INFER, MODEL, PREDICT, RunningServer, promoted_copy
 
 BUG_NOTE = "Fixed a bug where the kubelet panicked with a nil pointer dereference when a pod had no containers."
 FEATURE_NOTE = "Added a new --output flag to kubectl get that prints resources as YAML."
@@ -17,10 +17,7 @@ VERSION = "20250201T000000Z-0000a001"
 
 @pytest.fixture(scope="module")
 def models_dir(served_model_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    copy_version(served_model_dir, folder, VERSION)
-    promote(folder, VERSION)
-    return folder
+    return promoted_copy(served_model_dir, tmp_path_factory.mktemp("models"), VERSION)
 
 
 @pytest.fixture(scope="module")
