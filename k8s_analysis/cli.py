@@ -146,6 +146,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how often to check whether the model folder points at a new version "
                             "(default 2; 0 turns the check off, POST /v1/models/NAME/load still reloads)")
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default)")
+
+    bot = commands.add_parser(
+        "bot", parents=[common],
+        help="run the labelling bot: a GitHub webhook and Prow external-plugin server",
+        description="Receive pull_request and issues deliveries at POST / (and /hook), predict kind/bug for the "
+                    "release note, and keep one comment and the kind/bug label up to date. Needs GITHUB_TOKEN "
+                    "and GITHUB_WEBHOOK_SECRET. Human kind/* label changes are stored in "
+                    "DATA_DIR/tables/label_feedback.parquet for training.",
+    )
+    bot.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    bot.add_argument("--port", type=int, default=8888, help="port to listen on (default 8888)")
+    bot.add_argument("--api-url", default="https://api.github.com",
+                     help="GitHub API base URL (default https://api.github.com; GitHub Enterprise: "
+                          "https://HOST/api/v3)")
+    bot.add_argument("--dry-run", action="store_true",
+                     help="log the comments and label changes instead of making them")
+    bot.add_argument("--insecure-no-signature", action="store_true",
+                     help="accept deliveries without a valid X-Hub-Signature-256 (local tests only)")
+    bot.add_argument("--model-dir", type=Path, help="model version folder (default: DATA_DIR/models/current)")
+    bot.add_argument("--predict-url", metavar="URL",
+                     help="predict through a running `k8s-analysis serve` instead of in-process, given as the "
+                          "model's V1 URL, such as http://127.0.0.1:8080/v1/models/kubernetes-analysis")
+    bot.add_argument("--bot-login", metavar="LOGIN",
+                     help="the bot's own login (default: read from GET /user; a GitHub App's is NAME[bot])")
+    bot.add_argument("--writes-per-item", type=int, default=10, metavar="N",
+                     help="at most N comment and label writes per pull request per hour (default 10)")
+    bot.add_argument("--writes-per-minute", type=int, default=80, metavar="N",
+                     help="at most N writes per minute in all, GitHub's secondary limit (default 80)")
+    bot.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS",
+                     help="how often to check for a newly promoted model (default 2; 0 turns it off)")
     return parser
 
 
@@ -171,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return train_command(args, layout)
         if args.command == "serve":
             return serve_command(args, layout, parser)
+        if args.command == "bot":
+            return bot_command(args, layout, parser)
         return predict_command(args, layout, parser)
     except (ValueError, RuntimeError, OSError) as error:  # GitHubError and ExportBusyError included
         print(f"k8s-analysis {args.command}: error: {error}", file=sys.stderr)
@@ -457,6 +489,31 @@ def serve_command(args: argparse.Namespace, layout: DataLayout, parser: argparse
     except ValueError as error:
         parser.error(str(error))
     serve(settings, args.host, args.port, args.workers, args.access_log)
+    return 0
+
+
+def bot_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:
+    from k8s_analysis.bot.server import BotOptions, run_bot
+    from k8s_analysis.sources.github import check_api_url
+
+    if not 0 <= args.port <= 65535:
+        parser.error(f"invalid --port {args.port}: give 0 to 65535")
+    for name in ("writes_per_item", "writes_per_minute"):
+        if getattr(args, name) < 1:
+            parser.error(f"invalid --{name.replace('_', '-')} {getattr(args, name)}: give 1 or more")
+    if args.model_dir is not None and args.predict_url:
+        parser.error("give --model-dir or --predict-url, not both")
+    if args.model_dir is not None and not args.model_dir.parent.is_dir():
+        parser.error(f"invalid --model-dir {args.model_dir}: the folder {args.model_dir.parent} does not exist")
+    if args.predict_url and not args.predict_url.startswith(("http://", "https://")):
+        parser.error(f"invalid --predict-url {args.predict_url!r}: give the model's V1 URL, such as "
+                     "http://127.0.0.1:8080/v1/models/kubernetes-analysis")
+    options = BotOptions(host=args.host, port=args.port, api_url=check_api_url(args.api_url), dry_run=args.dry_run,
+                         insecure_no_signature=args.insecure_no_signature, model_dir=args.model_dir,
+                         predict_url=args.predict_url, bot_login=args.bot_login,
+                         writes_per_item_per_hour=args.writes_per_item, writes_per_minute=args.writes_per_minute,
+                         reload_interval=args.reload_interval)
+    run_bot(options, layout)
     return 0
 
 

@@ -31,7 +31,7 @@ import time
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 from k8s_analysis_tests.shared_data import shared_path
 
@@ -76,20 +76,37 @@ ISSUE_SORTS = ("created", "updated", "comments")
 _REPOSITORY_PATH = r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)"
 _REPOSITORY_ID_PATH = r"/repositories/(?P<repository_id>\d+)"
 _ISSUE_PATH = r"/issues/(?P<number>\d+)"
-# Label, path pattern and FakeGitHub handler method of each GET route.
+_COMMENT_PATH = r"/issues/comments/(?P<comment_id>\d+)"
+# Method, label, path pattern and FakeGitHub handler method of each route.
 _ROUTES = tuple(
-    (label, re.compile(pattern), handler_name)
-    for label, pattern, handler_name in (
-        ("GET /rate_limit", r"/rate_limit", "_get_rate_limit"),
-        ("GET /user", r"/user", "_get_user"),
-        ("GET /repos/{owner}/{name}", _REPOSITORY_PATH, "_get_repository"),
-        ("GET /repos/{owner}/{name}/issues", _REPOSITORY_PATH + "/issues", "_list_issues"),
-        ("GET /repos/{owner}/{name}/issues/{number}", _REPOSITORY_PATH + _ISSUE_PATH, "_get_issue"),
-        ("GET /repositories/{id}", _REPOSITORY_ID_PATH, "_get_repository"),
-        ("GET /repositories/{id}/issues", _REPOSITORY_ID_PATH + "/issues", "_list_issues"),
-        ("GET /repositories/{id}/issues/{number}", _REPOSITORY_ID_PATH + _ISSUE_PATH, "_get_issue"),
+    (method, label, re.compile(pattern), handler_name)
+    for method, label, pattern, handler_name in (
+        ("GET", "GET /rate_limit", r"/rate_limit", "_get_rate_limit"),
+        ("GET", "GET /user", r"/user", "_get_user"),
+        ("GET", "GET /repos/{owner}/{name}", _REPOSITORY_PATH, "_get_repository"),
+        ("GET", "GET /repos/{owner}/{name}/issues", _REPOSITORY_PATH + "/issues", "_list_issues"),
+        ("GET", "GET /repos/{owner}/{name}/issues/{number}", _REPOSITORY_PATH + _ISSUE_PATH, "_get_issue"),
+        ("GET", "GET /repositories/{id}", _REPOSITORY_ID_PATH, "_get_repository"),
+        ("GET", "GET /repositories/{id}/issues", _REPOSITORY_ID_PATH + "/issues", "_list_issues"),
+        ("GET", "GET /repositories/{id}/issues/{number}", _REPOSITORY_ID_PATH + _ISSUE_PATH, "_get_issue"),
+        # The routes a labelling bot writes through: an issue's comments and labels.
+        ("GET", "GET /repos/{owner}/{name}/issues/{number}/comments",
+         _REPOSITORY_PATH + _ISSUE_PATH + "/comments", "_list_comments"),
+        ("POST", "POST /repos/{owner}/{name}/issues/{number}/comments",
+         _REPOSITORY_PATH + _ISSUE_PATH + "/comments", "_create_comment"),
+        ("PATCH", "PATCH /repos/{owner}/{name}/issues/comments/{id}", _REPOSITORY_PATH + _COMMENT_PATH,
+         "_edit_comment"),
+        ("DELETE", "DELETE /repos/{owner}/{name}/issues/comments/{id}", _REPOSITORY_PATH + _COMMENT_PATH,
+         "_delete_comment"),
+        ("GET", "GET /repos/{owner}/{name}/issues/{number}/labels",
+         _REPOSITORY_PATH + _ISSUE_PATH + "/labels", "_list_labels"),
+        ("POST", "POST /repos/{owner}/{name}/issues/{number}/labels",
+         _REPOSITORY_PATH + _ISSUE_PATH + "/labels", "_add_labels"),
+        ("DELETE", "DELETE /repos/{owner}/{name}/issues/{number}/labels/{label}",
+         _REPOSITORY_PATH + _ISSUE_PATH + r"/labels/(?P<label>[^/]+)", "_remove_label"),
     )
 )
+WRITE_METHODS = ("POST", "PATCH", "DELETE")
 
 
 # ---------------------------------------------------------------------------
@@ -366,6 +383,19 @@ class RecordedRequest:
     headers: RequestHeaders
     status: int
     route: str
+    body: bytes = b""
+
+    def json(self):
+        """The request body parsed as JSON (None when it was empty)."""
+        return json.loads(self.body) if self.body else None
+
+
+@dataclasses.dataclass
+class _Conversation:
+    """The comments and labels of one issue or pull request, as the bot's write routes change them."""
+
+    labels: list[str]
+    comments: dict[int, dict] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -455,6 +485,21 @@ def _validation_failed(field: str) -> _ApiError:
             "status": "422",
         },
     )
+
+
+def _parse_payload(body: bytes):
+    """Parse a write request's JSON body, failing as GitHub does on bad JSON."""
+    try:
+        return json.loads(body) if body else {}
+    except ValueError:
+        raise _ApiError(400, _error_body("Problems parsing JSON", 400)) from None
+
+
+def _required_string(payload, field: str) -> str:
+    value = payload.get(field) if isinstance(payload, dict) else None
+    if not isinstance(value, str):
+        raise _validation_failed(field)
+    return value
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -623,10 +668,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        body = self.rfile.read(length) if length else b""
         headers = RequestHeaders((name.lower(), value) for name, value in self.headers.items())
-        response = self.server.fake._handle(method, self.path, headers)
+        response = self.server.fake._handle(method, self.path, headers, body)
         if response.drop_connection:
             self.close_connection = True
             return
@@ -693,6 +737,8 @@ class FakeGitHub:
             "user": _Budget(rate_limit, rate_limit, 0.0, reset_after_s),
             "anonymous": _Budget(ANONYMOUS_RATE_LIMIT, ANONYMOUS_RATE_LIMIT, 0.0, reset_after_s),
         }
+        self._conversations: dict[tuple[str, int], _Conversation] = {}
+        self._next_comment_id = 900_000_001
         self._route_counts: collections.Counter[str] = collections.Counter()
         self._status_counts: collections.Counter[str] = collections.Counter()
         self._connections: set[socket.socket] = set()
@@ -810,6 +856,44 @@ class FakeGitHub:
         with self._lock:
             self._faults.append(_Fault(status, body, dict(headers or {}), times, path_contains))
 
+    def add_comment(self, number: int, body: str, user: dict, repository: str | None = None) -> dict:
+        """Add a comment by ``user`` (a dict with ``login``) to an issue, as a person or the bot would."""
+        full_name = repository or self.repository
+        owner, name = full_name.split("/")
+        _, conversation = self._conversation(owner, name, number)
+        with self._lock:
+            comment_id = self._next_comment_id
+            self._next_comment_id += 1
+            now = _format_time(time.time())
+            comment = self._comment_json(full_name, number, comment_id, body, user, now, now)
+            conversation.comments[comment_id] = comment
+            return dict(comment)
+
+    def comments(self, number: int, repository: str | None = None) -> list[dict]:
+        """The comments an issue holds now, oldest first."""
+        owner, name = (repository or self.repository).split("/")
+        _, conversation = self._conversation(owner, name, number)
+        with self._lock:
+            return [dict(comment) for _, comment in sorted(conversation.comments.items())]
+
+    def labels(self, number: int, repository: str | None = None) -> list[str]:
+        """The label names an issue carries now."""
+        owner, name = (repository or self.repository).split("/")
+        _, conversation = self._conversation(owner, name, number)
+        with self._lock:
+            return list(conversation.labels)
+
+    def set_labels(self, number: int, labels: list[str], repository: str | None = None) -> None:
+        """Replace an issue's labels, as a person editing them on GitHub would."""
+        owner, name = (repository or self.repository).split("/")
+        _, conversation = self._conversation(owner, name, number)
+        with self._lock:
+            conversation.labels = list(labels)
+
+    def writes(self) -> list[RecordedRequest]:
+        """The POST, PATCH and DELETE requests received, in order, with their bodies."""
+        return [request for request in list(self.requests) if request.method in WRITE_METHODS]
+
     def upsert_item(self, item: dict) -> None:
         """Add an issue object or replace the one with its number. The caller sets updated_at."""
         meta = _meta_from_item(item, self.repository)
@@ -914,7 +998,7 @@ class FakeGitHub:
             self._indexes[(repository, state, sort)] = (self._version, keys, metas)
             return keys, metas
 
-    def _handle(self, method: str, target: str, headers: RequestHeaders) -> _Response:
+    def _handle(self, method: str, target: str, headers: RequestHeaders, body: bytes = b"") -> _Response:
         split = urlsplit(target)
         path = split.path
         query = parse_qs(split.query, keep_blank_values=True)
@@ -923,10 +1007,10 @@ class FakeGitHub:
 
         if self.latency_s:
             time.sleep(self.latency_s)
-        response = self._respond(method, path, split.query, query, headers)
+        response = self._respond(method, path, split.query, query, headers, body)
         status = 0 if response.drop_connection else response.status
         with self._lock:
-            recorded = RecordedRequest(method, path, query, headers, status, response.route)
+            recorded = RecordedRequest(method, path, query, headers, status, response.route, body)
             self.requests.append(recorded)
             self._route_counts[response.route] += 1
             self._status_counts[str(status)] += 1
@@ -939,6 +1023,7 @@ class FakeGitHub:
         raw_query: str,
         query: dict[str, list[str]],
         headers: RequestHeaders,
+        body: bytes = b"",
     ) -> _Response:
         if self.api_prefix:
             if path != self.api_prefix and not path.startswith(self.api_prefix + "/"):
@@ -969,6 +1054,8 @@ class FakeGitHub:
             return self._error_response(self._rate_limit_error(identity), budget, route)
 
         try:
+            if method in WRITE_METHODS and method != "DELETE":
+                arguments["payload"] = _parse_payload(body)
             status, body, extra_headers = handler(identity, query, raw_query, **arguments)
         except _ApiError as error:
             return self._error_response(error, budget, route)
@@ -1005,11 +1092,12 @@ class FakeGitHub:
 
     def _match_route(self, method: str, path: str):
         """Return the route label, the handler and its path arguments for a request."""
-        if method == "GET":
-            for label, pattern, handler_name in _ROUTES:
-                match = pattern.fullmatch(path)
-                if match:
-                    return label, getattr(self, handler_name), match.groupdict()
+        for route_method, label, pattern, handler_name in _ROUTES:
+            if route_method != method:
+                continue
+            match = pattern.fullmatch(path)
+            if match:
+                return label, getattr(self, handler_name), match.groupdict()
         return f"{method} (unknown route)", self._unknown_route, {}
 
     def _resolve_repository(self, owner=None, name=None, repository_id=None) -> tuple[str, int]:
@@ -1026,7 +1114,7 @@ class FakeGitHub:
 
     # -- route handlers: each returns (status, body, extra headers) -------
 
-    def _unknown_route(self, identity, query, raw_query):
+    def _unknown_route(self, identity, query, raw_query, payload=None):
         raise _not_found()
 
     def _get_rate_limit(self, identity, query, raw_query):
@@ -1108,6 +1196,113 @@ class FakeGitHub:
             body = {**_error_body("Moved Permanently", 301), "url": location}
             return 301, body, {"Location": location}
         return 200, self._render(meta), {}
+
+    # -- comment and label routes ------------------------------------------
+
+    def _conversation(self, owner, name, number) -> tuple[str, _Conversation]:
+        """Return an existing issue's comments and labels; 404 for an issue the server lacks."""
+        full_name, _ = self._resolve_repository(owner, name)
+        number = int(number)
+        with self._lock:
+            meta = self._items.get(number)
+            if meta is None or meta.repository != full_name:
+                raise _not_found()
+            key = (full_name, number)
+            if key not in self._conversations:
+                item = json.loads(self._render(meta))
+                names = [label["name"] for label in item.get("labels") or [] if isinstance(label, dict)]
+                self._conversations[key] = _Conversation(labels=names)
+            return full_name, self._conversations[key]
+
+    def _comment_json(self, full_name: str, number: int, comment_id: int, body: str, user: dict,
+                      created_at: str, updated_at: str) -> dict:
+        return {
+            "id": comment_id,
+            "node_id": f"IC_fake{comment_id}",
+            "url": f"{self.base_url}/repos/{full_name}/issues/comments/{comment_id}",
+            "html_url": f"https://github.com/{full_name}/pull/{number}#issuecomment-{comment_id}",
+            "issue_url": f"{self.base_url}/repos/{full_name}/issues/{number}",
+            "body": body,
+            "user": dict(user),
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "author_association": "NONE",
+        }
+
+    def _label_json(self, full_name: str, label: str) -> dict:
+        return {"name": label, "url": f"{self.base_url}/repos/{full_name}/labels/{label}",
+                "color": "ededed", "default": False, "description": None}
+
+    def _find_comment(self, full_name: str, comment_id) -> tuple[_Conversation, dict]:
+        with self._lock:
+            for (repository, _), conversation in self._conversations.items():
+                comment = conversation.comments.get(int(comment_id))
+                if repository == full_name and comment is not None:
+                    return conversation, comment
+        raise _not_found()
+
+    def _list_comments(self, identity, query, raw_query, owner, name, number):
+        full_name, conversation = self._conversation(owner, name, number)
+        per_page = min(max(_int_or_default(query.get("per_page"), DEFAULT_PER_PAGE), 1), MAX_PER_PAGE)
+        page = max(_int_or_default(query.get("page"), 1), 1)
+        with self._lock:
+            comments = sorted(conversation.comments.values(), key=lambda comment: comment["id"])
+        chosen = comments[(page - 1) * per_page: page * per_page]
+        headers = {}
+        if page * per_page < len(comments):
+            pairs = [(key, value) for key, value in parse_qsl(raw_query) if key != "page"]
+            pairs.append(("page", str(page + 1)))
+            headers["Link"] = f'<{self.base_url}/repos/{full_name}/issues/{number}/comments?{urlencode(pairs)}>; rel="next"'
+        return 200, chosen, headers
+
+    def _create_comment(self, identity, query, raw_query, owner, name, number, payload):
+        full_name, conversation = self._conversation(owner, name, number)
+        body = _required_string(payload, "body")
+        comment = self.add_comment(int(number), body, BOT_USER, repository=full_name)
+        return 201, comment, {}
+
+    def _edit_comment(self, identity, query, raw_query, owner, name, comment_id, payload):
+        full_name, _ = self._resolve_repository(owner, name)
+        body = _required_string(payload, "body")
+        _, comment = self._find_comment(full_name, comment_id)
+        if comment["user"]["login"] != BOT_USER["login"]:
+            raise _ApiError(403, _error_body("Must have admin rights to Repository.", 403))
+        with self._lock:
+            comment["body"] = body
+            comment["updated_at"] = _format_time(time.time())
+            return 200, dict(comment), {}
+
+    def _delete_comment(self, identity, query, raw_query, owner, name, comment_id):
+        full_name, _ = self._resolve_repository(owner, name)
+        conversation, comment = self._find_comment(full_name, comment_id)
+        with self._lock:
+            conversation.comments.pop(comment["id"], None)
+        return 204, b"", {}
+
+    def _list_labels(self, identity, query, raw_query, owner, name, number):
+        full_name, conversation = self._conversation(owner, name, number)
+        with self._lock:
+            return 200, [self._label_json(full_name, label) for label in conversation.labels], {}
+
+    def _add_labels(self, identity, query, raw_query, owner, name, number, payload):
+        full_name, conversation = self._conversation(owner, name, number)
+        names = payload.get("labels") if isinstance(payload, dict) else payload
+        if not isinstance(names, list) or not all(isinstance(label, str) for label in names):
+            raise _validation_failed("labels")
+        with self._lock:
+            for label in names:
+                if label not in conversation.labels:
+                    conversation.labels.append(label)
+            return 200, [self._label_json(full_name, label) for label in conversation.labels], {}
+
+    def _remove_label(self, identity, query, raw_query, owner, name, number, label):
+        full_name, conversation = self._conversation(owner, name, number)
+        label = unquote(label)
+        with self._lock:
+            if label not in conversation.labels:
+                raise _ApiError(404, _error_body("Label does not exist", 404))
+            conversation.labels.remove(label)
+            return 200, [self._label_json(full_name, name_) for name_ in conversation.labels], {}
 
     # -- responses --------------------------------------------------------
 

@@ -1,0 +1,229 @@
+"""The bot's HTTP side: check each delivery, answer at once, and carry out the work after answering.
+
+``POST /`` and ``POST /hook`` take GitHub's (and Prow hook's) deliveries. The signature is
+checked over the raw bytes before the body is parsed; then the delivery is routed, its id
+claimed, and the decision queued. The answer goes out before any GitHub call is made, well
+within GitHub's 10-second timeout.
+
+Decisions are queued per item (``owner/name#number``) and carried out in order, at most
+``workers`` items at a time, in threads. When several classifications of one item wait
+in line, only the newest runs: it reads the newest body, so the others would only add writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from k8s_analysis.bot.deliveries import DeliveryStore
+from k8s_analysis.bot.events import Classify, Delivery, Ignore, route
+from k8s_analysis.bot.handler import Handler, Work
+from k8s_analysis.bot.metrics import BotMetrics
+from k8s_analysis.bot.signature import SignatureError, verify
+from k8s_analysis.serving.metrics import CONTENT_TYPE
+from k8s_analysis.serving.models import ModelStore
+
+logger = logging.getLogger(__name__)
+
+# GitHub caps webhook payloads at 25 MB.
+MAX_BODY_BYTES = 25 * 1024 * 1024
+
+
+@dataclass
+class BotSettings:
+    secret: str | None
+    """The webhook secret; None only with --insecure-no-signature."""
+    bot_login: str
+    state_path: Path
+    workers: int = 4
+    reload_interval: float = 2.0
+    drain_timeout_s: float = 30.0
+    extra: dict = field(default_factory=dict)
+
+
+class BotService:
+    def __init__(self, settings: BotSettings, handler: Handler, deliveries: DeliveryStore, metrics: BotMetrics,
+                 store: ModelStore | None = None) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.deliveries = deliveries
+        self.metrics = metrics
+        self.store = store
+        self.handled = 0
+        self._queues: dict[str, collections.deque[Work]] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._limiter = anyio.CapacityLimiter(settings.workers)
+
+    # -- webhook ----------------------------------------------------------------
+
+    async def webhook(self, request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return self._answer(413, "", "rejected", {"error": f"the body has {int(declared):,} bytes; GitHub "
+                                                              f"sends at most {MAX_BODY_BYTES:,}"})
+        body = await request.body()
+        event = request.headers.get("x-github-event", "")
+        if self.settings.secret is not None:
+            try:
+                verify(self.settings.secret, body, request.headers)
+            except SignatureError as error:
+                logger.warning("rejected delivery %s (%s): %s", request.headers.get("x-github-delivery", "?"),
+                               event or "no event", error)
+                return self._answer(401, event, "rejected", {"error": str(error)})
+        delivery_id = request.headers.get("x-github-delivery", "")
+        if not event or not delivery_id:
+            missing = "X-GitHub-Event" if not event else "X-GitHub-Delivery"
+            return self._answer(400, event, "rejected", {"error": f"the {missing} header is missing; this route "
+                                                                  "takes GitHub webhook deliveries"})
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return self._answer(400, event, "rejected",
+                                {"error": "the body is not a JSON object; set the webhook's content type to "
+                                          "application/json"})
+
+        decision = route(Delivery(delivery_id, event, payload), self.settings.bot_login)
+        if isinstance(decision, Ignore):
+            logger.info("delivery %s (%s): ignored: %s", delivery_id, event, decision.reason)
+            return self._answer(200, event, "ignored", {"status": "ignored", "reason": decision.reason})
+        claimed = await anyio.to_thread.run_sync(self.deliveries.claim, delivery_id, event)
+        if not claimed:
+            logger.info("delivery %s (%s): already handled; a redelivery is not handled twice", delivery_id, event)
+            return self._answer(200, event, "duplicate", {"status": "duplicate"})
+        key = decision.item.key
+        self._enqueue(key, Work(decision, delivery_id))
+        logger.info("delivery %s (%s %s): queued for %s", delivery_id, event, payload.get("action"), key)
+        return self._answer(202, event, "queued", {"status": "queued", "item": key})
+
+    def _answer(self, status: int, event: str, outcome: str, body: dict) -> Response:
+        self.metrics.deliveries.labels(event or "none", outcome).inc()
+        self.metrics.observe("/", status, None)
+        return JSONResponse(body, status_code=status)
+
+    # -- queue ------------------------------------------------------------------
+
+    def _enqueue(self, key: str, work: Work) -> None:
+        self._queues.setdefault(key, collections.deque()).append(work)
+        self.metrics.pending.inc()
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(self._drain(key), name=f"bot {key}")
+
+    async def _drain(self, key: str) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                work = queue.popleft()
+                if isinstance(work.decision, Classify) and queue and isinstance(queue[0].decision, Classify):
+                    logger.info("%s: delivery %s superseded by %s, which reads a newer body", key,
+                                work.delivery_id, queue[0].delivery_id)
+                    self._finish("superseded")
+                    continue
+                try:
+                    async with self._limiter:
+                        summary = await anyio.to_thread.run_sync(self.handler.handle, work)
+                except Exception:  # noqa: BLE001 - one failed item must not stop the others
+                    logger.exception("%s: delivery %s failed", key, work.delivery_id)
+                    self._finish("failed")
+                    continue
+                logger.info("delivery %s: %s", work.delivery_id, summary)
+                self._finish("done")
+        finally:
+            self._tasks.pop(key, None)
+            self._queues.pop(key, None)
+
+    def _finish(self, result: str) -> None:
+        self.handled += 1
+        self.metrics.pending.dec()
+        self.metrics.handled.labels(result).inc()
+
+    @property
+    def pending(self) -> int:
+        return sum(len(queue) for queue in self._queues.values()) + len(self._tasks)
+
+    # -- other routes ------------------------------------------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        predictions = self.handler.predictions
+        if predictions.ready:
+            return True, predictions.describe()
+        return False, f"no model is loaded yet: {self.store.last_error if self.store else predictions.describe()}"
+
+    async def healthz(self, request: Request) -> Response:
+        ready, model = await anyio.to_thread.run_sync(self.ready)
+        body = {"status": "ok" if ready else "no model", "model": model, "pending": self.pending,
+                "handled": self.handled, "dry_run": self.handler.github.dry_run}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics_route(self, request: Request) -> Response:
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette):
+        watcher = None
+        if self.store is not None:
+            await self.store.reload()
+            if self.settings.reload_interval > 0:
+                watcher = asyncio.create_task(self.store.watch(self.settings.reload_interval))
+        logger.info("bot ready as %s; predictions from %s", self.settings.bot_login,
+                    self.handler.predictions.describe())
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            await self._drain_all()
+            self.deliveries.close()
+            self.handler.state.close()
+
+    async def _drain_all(self) -> None:
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        logger.info("finishing %d queued item(s) before stopping (at most %.0f s)", len(tasks),
+                    self.settings.drain_timeout_s)
+        _, unfinished = await asyncio.wait(tasks, timeout=self.settings.drain_timeout_s)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            logger.warning("stopped with %d item(s) unfinished; their deliveries can be redelivered from GitHub "
+                           "after removing them from %s", len(unfinished), self.settings.state_path)
+
+
+def create_app(service: BotService) -> Starlette:
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        elif error.status_code == 404:
+            message = f"no route {request.url.path}; deliveries go to POST / or POST /hook"
+        else:
+            message = str(error.detail)
+        service.metrics.observe(request.url.path, error.status_code, None)
+        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
+
+    async def unexpected_error(request: Request, error: Exception) -> Response:
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return JSONResponse({"error": "internal error; the bot's log has the details"}, status_code=500)
+
+    routes = [
+        Route("/", service.webhook, methods=["POST"]),
+        Route("/hook", service.webhook, methods=["POST"]),
+        Route("/healthz", service.healthz, methods=["GET"]),
+        Route("/metrics", service.metrics_route, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=service.lifespan,
+                     exception_handlers={HTTPException: http_error, Exception: unexpected_error})

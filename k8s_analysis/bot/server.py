@@ -1,0 +1,104 @@
+"""Build the bot from its options and run it with uvicorn in one process.
+
+One process on purpose: the per-item ordering, the write limits and the SQLite state are
+shared in memory. A single bot handles kubernetes/kubernetes's rate of events (a few a
+second at peak) with room to spare, because every GitHub call runs after the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from k8s_analysis.bot.app import BotService, BotSettings, create_app
+from k8s_analysis.bot.deliveries import DeliveryStore
+from k8s_analysis.bot.github import BotRetry, GitHubCallError, GitHubWriter, WriteLimiter
+from k8s_analysis.bot.handler import Handler
+from k8s_analysis.bot.metrics import BotMetrics
+from k8s_analysis.bot.predict import LocalPredictions, RemotePredictions
+from k8s_analysis.bot.state import BotState
+from k8s_analysis.paths import DataLayout
+from k8s_analysis.serving.models import ModelStore
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "GITHUB_TOKEN"
+SECRET_ENV = "GITHUB_WEBHOOK_SECRET"
+FEEDBACK_TABLE = "label_feedback"
+
+
+@dataclass
+class BotOptions:
+    host: str = "127.0.0.1"
+    port: int = 8888
+    api_url: str = "https://api.github.com"
+    dry_run: bool = False
+    insecure_no_signature: bool = False
+    model_dir: Path | None = None
+    predict_url: str | None = None
+    bot_login: str | None = None
+    writes_per_item_per_hour: int = 10
+    writes_per_minute: int = 80
+    reload_interval: float = 2.0
+    retry_backoff_s: float = 1.0
+
+
+def state_path(layout: DataLayout) -> Path:
+    """The bot's SQLite file: delivery ids, per-item state, write log and feedback."""
+    return layout.root / "bot" / "state.sqlite"
+
+
+def build_service(options: BotOptions, layout: DataLayout) -> BotService:
+    """Check the options and the environment, read the bot's login, and assemble the service.
+
+    Raises ValueError (bad options or environment) or RuntimeError (GitHub unreachable) with a
+    message that names the fix. The token and the secret are never part of a message.
+    """
+    secret = os.environ.get(SECRET_ENV) or None
+    if secret is None and not options.insecure_no_signature:
+        raise ValueError(f"the bot needs the webhook secret in {SECRET_ENV} (the one set on the GitHub webhook); "
+                         "for local tests only, --insecure-no-signature accepts unsigned deliveries")
+    if secret is not None and options.insecure_no_signature:
+        logger.warning("--insecure-no-signature given, so %s is not used and no signature is checked", SECRET_ENV)
+        secret = None
+    if secret is None:
+        logger.warning("signature checks are OFF: anyone who reaches this port can send events")
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is None and not options.dry_run:
+        raise ValueError(f"the bot needs a GitHub token in {TOKEN_ENV} with write access to issues and pull "
+                         "requests; --dry-run works without one")
+
+    windows = ((options.writes_per_minute, 60.0), (max(options.writes_per_minute * 6, 1), 3600.0))
+    github = GitHubWriter(options.api_url, token, dry_run=options.dry_run, limiter=WriteLimiter(windows),
+                          retry=BotRetry(backoff_s=options.retry_backoff_s))
+    login = options.bot_login
+    if login is None:
+        try:
+            login = github.login()
+        except GitHubCallError as error:
+            raise RuntimeError(f"{error}; check {TOKEN_ENV} and --api-url, or name the bot's login with "
+                               "--bot-login (a GitHub App's is 'NAME[bot]')") from None
+    metrics = BotMetrics()
+    store = None
+    if options.predict_url:
+        predictions = RemotePredictions(options.predict_url)
+    else:
+        store = ModelStore(options.model_dir or layout.current_model_dir, "kubernetes-analysis", metrics)
+        predictions = LocalPredictions(store)
+    path = state_path(layout)
+    state = BotState(path, feedback_path=layout.table_path(FEEDBACK_TABLE))
+    handler = Handler(github, predictions, state, metrics, login, options.writes_per_item_per_hour)
+    settings = BotSettings(secret=secret, bot_login=login, state_path=path, reload_interval=options.reload_interval)
+    return BotService(settings, handler, DeliveryStore(path), metrics, store)
+
+
+def run_bot(options: BotOptions, layout: DataLayout) -> None:
+    import uvicorn
+
+    service = build_service(options, layout)
+    logger.info("bot starting on http://%s:%s (webhook at / and /hook)%s", options.host, options.port,
+                ", dry run: no writes to GitHub" if options.dry_run else "")
+    uvicorn.run(create_app(service), host=options.host, port=options.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=35)

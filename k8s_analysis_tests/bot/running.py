@@ -1,0 +1,142 @@
+"""A real ``k8s-analysis bot`` process, and signed webhook deliveries built from the shared real PRs."""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+from k8s_analysis.bot.signature import sign
+from k8s_analysis.parsing.release_note import extract_release_note
+from k8s_analysis_tests.shared_data import shared_path
+
+LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+SECRET = "webhook-secret-for-tests"
+TOKEN = "test-token"
+REPOSITORY = "kubernetes/kubernetes"
+HUMAN = {"login": "maintainer-b", "id": 7001, "type": "User"}
+AUTHOR = {"login": "user-a", "id": 7002, "type": "User"}
+
+
+@functools.lru_cache(maxsize=1)
+def real_pull_requests() -> tuple[dict, ...]:
+    """The shared kubernetes/kubernetes pull requests, as the issues API returns them."""
+    archive = shared_path("data", "kubernetes-prs", "kubernetes-prs-api.tar.xz")
+    with tarfile.open(archive, mode="r:xz") as tar:
+        return tuple(json.load(tar.extractfile("api.json")))
+
+
+def with_notes() -> list[dict]:
+    """The shared pull requests whose body holds a real release note."""
+    return [item for item in real_pull_requests() if extract_release_note(item.get("body")).has_note]
+
+
+def pull_request_payload(item: dict, action: str, sender: dict = AUTHOR, **extra) -> dict:
+    """A ``pull_request`` delivery for an issues-API item, shaped as GitHub sends it."""
+    pull_request = {
+        "number": item["number"], "title": item["title"], "body": item.get("body"), "state": item["state"],
+        "labels": item.get("labels") or [], "user": item.get("user") or AUTHOR, "merged": False,
+        "html_url": item.get("html_url"),
+    }
+    return {"action": action, "number": item["number"], "pull_request": pull_request,
+            "repository": {"full_name": REPOSITORY, "name": "kubernetes", "owner": {"login": "kubernetes"}},
+            "sender": sender, **extra}
+
+
+def with_labels(item: dict, names: list[str]) -> dict:
+    return {**item, "labels": [{"name": name} for name in names]}
+
+
+class RunningBot:
+    """A bot process started for a test; ``stop`` ends it with SIGTERM."""
+
+    def __init__(self, data_dir: Path, api_url: str, *options: str, model_dir: Path | None = None,
+                 secret: str | None = SECRET, token: str | None = TOKEN) -> None:
+        self.log_path = data_dir.parent / f"bot-{data_dir.name}.log"
+        self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed in stop)
+        self.secret = secret
+        command = [sys.executable, "-m", "k8s_analysis.cli", "--data-dir", str(data_dir), "bot",
+                   "--host", "127.0.0.1", "--port", "0", "--api-url", api_url, *options]
+        if model_dir is not None:
+            command += ["--model-dir", str(model_dir)]
+        environment = {key: value for key, value in os.environ.items()
+                       if key not in ("GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET")}
+        if secret is not None:
+            environment["GITHUB_WEBHOOK_SECRET"] = secret
+        if token is not None:
+            environment["GITHUB_TOKEN"] = token
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env={**environment, "PYTHONUNBUFFERED": "1"})
+        self.port = self._wait_for_port()
+
+    def _wait_for_port(self, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = LISTENING.search(self.log())
+            if match:
+                return int(match.group(1))
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the bot exited with {self.process.returncode}:\n{self.log()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"the bot did not start listening within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8")
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, object]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body or None, headers=headers or {})
+            response = connection.getresponse()
+            content = response.read().decode("utf-8")
+            if response.getheader("content-type", "").startswith("application/json"):
+                return response.status, json.loads(content)
+            return response.status, content
+        finally:
+            connection.close()
+
+    def deliver(self, event: str, payload: dict, delivery_id: str | None = None, secret: str | None = None,
+                path: str = "/") -> tuple[int, object]:
+        """POST one delivery, signed with the bot's secret (or ``secret``), as GitHub sends it."""
+        body = json.dumps(payload).encode("utf-8")
+        headers = {"Content-Type": "application/json", "X-GitHub-Event": event,
+                   "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()), "User-Agent": "GitHub-Hookshot/test"}
+        key = secret or self.secret
+        if key is not None:
+            headers["X-Hub-Signature-256"] = sign(key, body)
+        return self.request("POST", path, body, headers)
+
+    def health(self) -> dict:
+        return self.request("GET", "/healthz")[1]
+
+    def wait_idle(self, handled: int, timeout: float = 30.0) -> dict:
+        """Wait until the bot has carried out ``handled`` decisions in all and has none pending."""
+        deadline = time.monotonic() + timeout
+        health = {}
+        while time.monotonic() < deadline:
+            health = self.health()
+            if health["handled"] >= handled and health["pending"] == 0:
+                return health
+            time.sleep(0.05)
+        raise AssertionError(f"the bot did not finish {handled} decision(s) within {timeout} s ({health}); "
+                             f"log:\n{self.log()}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
