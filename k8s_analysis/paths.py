@@ -52,6 +52,16 @@ class DataLayout:
         return self.tables_dir / f"{name}.parquet"
 
     @property
+    def label_feedback_path(self) -> Path:
+        """People's kind/* label changes after a bot prediction, which training reads."""
+        return self.table_path("label_feedback")
+
+    @property
+    def bot_state_path(self) -> Path:
+        """The bot's SQLite file: delivery ids, per-item state, write log and feedback."""
+        return self.root / "bot" / "state.sqlite"
+
+    @property
     def models_dir(self) -> Path:
         return self.root / "models"
 

@@ -405,6 +405,8 @@ class _Fault:
     headers: dict[str, str]
     times: int
     path_contains: str
+    method: str | None = None
+    after: bool = False
 
 
 @dataclasses.dataclass
@@ -844,17 +846,21 @@ class FakeGitHub:
         headers: dict | None = None,
         times: int = 1,
         path_contains: str = "/issues",
+        method: str | None = None,
+        after: bool = False,
     ) -> None:
         """Send a fault in place of the next `times` responses whose path contains `path_contains`.
 
-        Status 0 closes the connection without a response.
+        Status 0 closes the connection without a response. `method` limits the fault to one
+        HTTP method. With `after`, the request is carried out first and only its response is
+        replaced, as when a proxy fails after GitHub stored a comment.
         """
         if status != 0 and not 100 <= status <= 599:
             raise ValueError(f"invalid status {status}: expected 0 or an HTTP status")
         if times < 1:
             raise ValueError(f"invalid times {times}: expected 1 or more")
         with self._lock:
-            self._faults.append(_Fault(status, body, dict(headers or {}), times, path_contains))
+            self._faults.append(_Fault(status, body, dict(headers or {}), times, path_contains, method, after))
 
     def add_comment(self, number: int, body: str, user: dict, repository: str | None = None) -> dict:
         """Add a comment by ``user`` (a dict with ``login``) to an issue, as a person or the bot would."""
@@ -1039,8 +1045,8 @@ class FakeGitHub:
         budget = self._budgets[identity]
         route, handler, arguments = self._match_route(method, route_path)
 
-        fault = self._take_fault(path)
-        if fault is not None:
+        fault = self._take_fault(method, path)
+        if fault is not None and not fault.after:
             return self._fault_response(fault, budget, route)
 
         counted = route != "GET /rate_limit"
@@ -1059,6 +1065,8 @@ class FakeGitHub:
             status, body, extra_headers = handler(identity, query, raw_query, **arguments)
         except _ApiError as error:
             return self._error_response(error, budget, route)
+        if fault is not None:
+            return self._fault_response(fault, budget, route)
 
         response = self._json_response(status, body, extra_headers, route)
         if status == 200 and _etag_matches(headers.get("If-None-Match"), response.headers["ETag"]):
@@ -1080,10 +1088,10 @@ class FakeGitHub:
             return "user"
         return None
 
-    def _take_fault(self, path: str) -> _Fault | None:
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.path_contains in path:
+                if fault.path_contains in path and fault.method in (None, method):
                     fault.times -= 1
                     if fault.times == 0:
                         self._faults.remove(fault)

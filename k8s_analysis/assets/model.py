@@ -9,7 +9,7 @@ import pandas as pd
 from k8s_analysis.assets.analysis import chart_markdown
 from k8s_analysis.model import evaluation
 from k8s_analysis.model.bundle import new_version_name, promote, save_bundle
-from k8s_analysis.model.dataset import SplitConfig, build_dataset, release_key
+from k8s_analysis.model.dataset import SplitConfig, apply_feedback, build_dataset, release_key
 from k8s_analysis.model.gates import (
     BEATS_BASELINE,
     NOT_WORSE_THAN_PROMOTED,
@@ -85,6 +85,19 @@ def read_tuned_config(path, log) -> dict | None:
     return tuned
 
 
+def read_feedback(layout, log) -> pd.DataFrame | None:
+    """The bot's label feedback table, or None when the bot has stored none."""
+    path = layout.label_feedback_path
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        # Training goes on without the corrections rather than failing on a damaged side table.
+        log.warning("cannot read %s (%s); training without the bot's feedback", path, error)
+        return None
+
+
 def data_snapshot(notes: pd.DataFrame, dataset) -> dict:
     """Return what the model learnt from: row counts and the newest note."""
     releases = sorted(dataset.frame["release"].dropna().unique(), key=release_key)
@@ -137,6 +150,10 @@ def kind_bug_classifier(
     layout = data_dir.layout()
     tuned = read_tuned_config(layout.tuned_config_path, context.log) if config.use_tuned_config else None
     model_config = config.to_model_config(tuned)
+    release_notes, feedback_counts = apply_feedback(release_notes, read_feedback(layout, context.log))
+    if feedback_counts["feedback_rows"]:
+        context.log.info("bot feedback: %d kind/bug correction(s), %d note(s) relabelled, %d added",
+                         feedback_counts["feedback_rows"], feedback_counts["relabelled"], feedback_counts["added"])
     dataset = build_dataset(release_notes, config.split_config(), log=context.log)
     try:
         trained = train_classifier(dataset, model_config, log=context.log)
@@ -184,6 +201,7 @@ def kind_bug_classifier(
             "baseline_roc_auc": trained.metrics["baseline"]["roc_auc"],
             "label_features": trained.metrics["label_features"]["used"],
             "split": dg.MetadataValue.json(dataset.info),
+            "feedback": dg.MetadataValue.json(feedback_counts),
             "config": dg.MetadataValue.json(model_config.as_dict()),
             "config_source": training["config_source"],
             "promoted": promoted_now,

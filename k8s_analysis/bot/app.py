@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from k8s_analysis.bot.deliveries import DeliveryStore
 from k8s_analysis.bot.events import Classify, Delivery, Ignore, route
+from k8s_analysis.bot.github import GitHubCallError
 from k8s_analysis.bot.handler import Handler, Work
 from k8s_analysis.bot.metrics import BotMetrics
 from k8s_analysis.bot.signature import SignatureError, verify
@@ -136,6 +137,9 @@ class BotService:
                 try:
                     async with self._limiter:
                         summary = await anyio.to_thread.run_sync(self.handler.handle, work)
+                except GitHubCallError:
+                    self._finish("failed")  # logged by the handler, without a traceback
+                    continue
                 except Exception:  # noqa: BLE001 - one failed item must not stop the others
                     logger.exception("%s: delivery %s failed", key, work.delivery_id)
                     self._finish("failed")

@@ -118,9 +118,10 @@ class GitHubWriter:
     def find_comment(self, repository: str, number: int, bot_login: str) -> tuple[int, str] | None:
         """Return the id and body of the bot's marked comment on an item, or None."""
         def find():
-            issue = self._github.get_repo(repository, lazy=True).get_issue(number)
+            issue = self._github.get_repo(repository).get_issue(number)
             for comment in issue.get_comments():
-                data = comment.raw_data
+                # raw_data would fetch each comment again; the list already holds every field.
+                data = comment._rawData
                 if is_own_comment(data, bot_login):
                     return int(data["id"]), str(data.get("body") or "")
             return None
@@ -133,7 +134,7 @@ class GitHubWriter:
         if self.dry_run:
             logger.info("dry run: would comment on %s#%d:\n%s", repository, number, body)
             return None
-        issue = self._github.get_repo(repository, lazy=True).get_issue(number)
+        issue = self._github.get_repo(repository).get_issue(number)
         sent = False
 
         def create():
@@ -168,16 +169,18 @@ class GitHubWriter:
         if self.dry_run:
             logger.info("dry run: would add %s to %s#%d", label, repository, number)
             return
-        issue = self._github.get_repo(repository, lazy=True).get_issue(number)
+        issue = self._github.get_repo(repository).get_issue(number)
         self._call(f"add {label} to {repository}#{number}", lambda: issue.add_to_labels(label), write=True)
 
     def remove_label(self, repository: str, number: int, label: str) -> None:
         if self.dry_run:
             logger.info("dry run: would remove %s from %s#%d", label, repository, number)
             return
-        issue = self._github.get_repo(repository, lazy=True).get_issue(number)
-        self._call(f"remove {label} from {repository}#{number}", lambda: issue.remove_from_labels(label),
-                   write=True, missing_ok=True)
+        # PyGithub's remove_from_labels quotes the name with "/" left as is, so kind/bug would reach
+        # .../labels/kind/bug, a path GitHub does not know. The slash has to be encoded too.
+        url = f"{self._repo_url(repository)}/issues/{number}/labels/{quote(label, safe='')}"
+        self._call(f"remove {label} from {repository}#{number}",
+                   lambda: self._requester.requestJsonAndCheck("DELETE", url), write=True, missing_ok=True)
 
     # -- plumbing ---------------------------------------------------------
 

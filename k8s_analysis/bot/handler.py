@@ -64,6 +64,10 @@ class Handler:
             self.metrics.budget_trips.inc()
             logger.error("%s (delivery %s)", error, work.delivery_id)
             return str(error)
+        except GitHubCallError as error:
+            # Retries are spent; the next event of this item starts from the state stored so far.
+            logger.error("%s: delivery %s not carried out: %s", decision.item.key, work.delivery_id, error)
+            raise
 
     # -- classification ---------------------------------------------------------
 
@@ -200,9 +204,3 @@ class Handler:
             sender=decision.sender, at=time.time(), delivery_id=delivery_id))
         self.metrics.feedback.labels(decision.action).inc()
         return summary + "; feedback row stored"
-
-
-def describe_error(error: Exception) -> str:
-    if isinstance(error, GitHubCallError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"

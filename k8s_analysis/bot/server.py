@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "GITHUB_TOKEN"
 SECRET_ENV = "GITHUB_WEBHOOK_SECRET"
-FEEDBACK_TABLE = "label_feedback"
 
 
 @dataclass
@@ -43,11 +42,6 @@ class BotOptions:
     writes_per_minute: int = 80
     reload_interval: float = 2.0
     retry_backoff_s: float = 1.0
-
-
-def state_path(layout: DataLayout) -> Path:
-    """The bot's SQLite file: delivery ids, per-item state, write log and feedback."""
-    return layout.root / "bot" / "state.sqlite"
 
 
 def build_service(options: BotOptions, layout: DataLayout) -> BotService:
@@ -87,8 +81,8 @@ def build_service(options: BotOptions, layout: DataLayout) -> BotService:
     else:
         store = ModelStore(options.model_dir or layout.current_model_dir, "kubernetes-analysis", metrics)
         predictions = LocalPredictions(store)
-    path = state_path(layout)
-    state = BotState(path, feedback_path=layout.table_path(FEEDBACK_TABLE))
+    path = layout.bot_state_path
+    state = BotState(path, feedback_path=layout.label_feedback_path)
     handler = Handler(github, predictions, state, metrics, login, options.writes_per_item_per_hour)
     settings = BotSettings(secret=secret, bot_login=login, state_path=path, reload_interval=options.reload_interval)
     return BotService(settings, handler, DeliveryStore(path), metrics, store)

@@ -122,6 +122,39 @@ def normalised_notes(notes: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def apply_feedback(notes: pd.DataFrame, feedback: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Overlay people's ``kind/bug`` corrections, stored by the bot, on the notes table.
+
+    The newest ``kind/bug`` change per pull request wins: it sets ``is_bug`` of that PR's note,
+    and a PR the table lacks is added with the note the bot saw. Changes of other ``kind/*``
+    labels say nothing about ``kind/bug`` and are skipped. A correction newer than the last
+    export is known only here; an older one agrees with the exported labels anyway.
+    """
+    counts = {"feedback_rows": 0, "relabelled": 0, "added": 0}
+    if feedback is None or feedback.empty:
+        return notes, counts
+    usable = feedback[(feedback["label"] == "kind/bug") & feedback["is_bug"].notna()]
+    usable = usable.sort_values("at", kind="stable").drop_duplicates("pr_number", keep="last")
+    counts["feedback_rows"] = len(usable)
+    if usable.empty:
+        return notes, counts
+    decided = dict(zip(usable["pr_number"].astype("int64"), usable["is_bug"].astype(bool), strict=True))
+    notes = notes.copy()
+    known = notes["pr_number"].astype("int64").map(decided)
+    changed = known.notna() & (known.astype("boolean") != notes["is_bug"].astype("boolean"))
+    counts["relabelled"] = int(changed.sum())
+    notes.loc[known.notna(), "is_bug"] = known[known.notna()].astype(bool)
+    notes["is_bug"] = notes["is_bug"].astype(bool)
+    missing = usable[~usable["pr_number"].isin(notes["pr_number"]) & usable["text"].notna()]
+    if not missing.empty:
+        added = pd.DataFrame({"pr_number": missing["pr_number"].astype("int64").to_numpy(),
+                              "text": missing["text"].to_numpy(),
+                              "is_bug": missing["is_bug"].astype(bool).to_numpy()})
+        counts["added"] = len(added)
+        notes = pd.concat([notes, added], ignore_index=True)
+    return notes, counts
+
+
 def _is_missing(value) -> bool:
     return isinstance(value, float) and np.isnan(value)
 

@@ -20,8 +20,8 @@ from k8s_analysis.parsing.release_note import extract_release_note
 from k8s_analysis_tests.shared_data import shared_path
 
 LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-SECRET = "webhook-secret-for-tests"
-TOKEN = "test-token"
+SECRET = "whsec-9f1c2e7a-for-tests"
+TOKEN = "ghp-token-5b8d03c4-for-tests"
 REPOSITORY = "kubernetes/kubernetes"
 HUMAN = {"login": "maintainer-b", "id": 7001, "type": "User"}
 AUTHOR = {"login": "user-a", "id": 7002, "type": "User"}
@@ -76,6 +76,7 @@ class RunningBot:
             environment["GITHUB_TOKEN"] = token
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                         env={**environment, "PYTHONUNBUFFERED": "1"})
+        self.queued = 0
         self.port = self._wait_for_port()
 
     def _wait_for_port(self, timeout: float = 60.0) -> int:
@@ -113,21 +114,24 @@ class RunningBot:
         key = secret or self.secret
         if key is not None:
             headers["X-Hub-Signature-256"] = sign(key, body)
-        return self.request("POST", path, body, headers)
+        status, answer = self.request("POST", path, body, headers)
+        if status == 202:
+            self.queued += 1
+        return status, answer
 
     def health(self) -> dict:
         return self.request("GET", "/healthz")[1]
 
-    def wait_idle(self, handled: int, timeout: float = 30.0) -> dict:
-        """Wait until the bot has carried out ``handled`` decisions in all and has none pending."""
+    def wait_idle(self, timeout: float = 30.0) -> dict:
+        """Wait until the bot has carried out every delivery it queued and has none pending."""
         deadline = time.monotonic() + timeout
         health = {}
         while time.monotonic() < deadline:
             health = self.health()
-            if health["handled"] >= handled and health["pending"] == 0:
+            if health["handled"] >= self.queued and health["pending"] == 0:
                 return health
             time.sleep(0.05)
-        raise AssertionError(f"the bot did not finish {handled} decision(s) within {timeout} s ({health}); "
+        raise AssertionError(f"the bot did not finish {self.queued} decision(s) within {timeout} s ({health}); "
                              f"log:\n{self.log()}")
 
     def stop(self) -> int:

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from k8s_analysis.model.dataset import (
+    apply_feedback,
     SPLIT_TRAIN,
     SPLIT_VALIDATION,
     UNRELEASED,
@@ -264,3 +265,38 @@ def test_shared_notes_split_at_1_31():
     assert dataset.info["method"] == "release"
     assert dataset.info["releases"] == {SPLIT_TRAIN: ["1.14", "1.30"], SPLIT_VALIDATION: ["1.31", "1.32"]}
     assert dataset.counts()[SPLIT_VALIDATION] > 500
+
+
+def feedback_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Feedback rows as the bot stores them: (pr_number, text, label, action, is_bug, seconds)."""
+    frame = pd.DataFrame(rows, columns=["pr_number", "text", "label", "action", "is_bug", "at"])
+    frame["is_bug"] = frame["is_bug"].astype("boolean")
+    frame["at"] = pd.to_datetime(frame["at"], unit="s", utc=True)
+    return frame
+
+
+def test_feedback_relabels_known_notes_and_adds_unknown_ones():
+    notes = pd.DataFrame({"pr_number": [1, 2, 3], "text": ["Fixed a crash.", "Added a flag.", "Removed a field."],
+                          "is_bug": [True, False, False]})
+    feedback = feedback_frame([
+        (1, "Fixed a crash.", "kind/bug", "unlabeled", False, 10),
+        (2, "Added a flag.", "kind/bug", "labeled", True, 10),
+        (2, "Added a flag.", "kind/bug", "unlabeled", False, 20),  # the newest change of #2 wins
+        (3, "Removed a field.", "kind/feature", "labeled", None, 10),  # says nothing about kind/bug
+        (4, "Fixed a leak in the kubelet.", "kind/bug", "labeled", True, 30),
+    ])
+
+    updated, counts = apply_feedback(notes, feedback)
+
+    assert updated[["pr_number", "is_bug"]].values.tolist() == [[1, False], [2, False], [3, False], [4, True]]
+    assert updated.loc[3, "text"] == "Fixed a leak in the kubelet."
+    assert counts == {"feedback_rows": 3, "relabelled": 1, "added": 1}
+    assert notes["is_bug"].tolist() == [True, False, False]  # the input is not modified
+
+
+def test_no_feedback_leaves_the_notes_as_they_are():
+    notes = pd.DataFrame({"pr_number": [1], "text": ["Fixed a crash."], "is_bug": [True]})
+
+    for feedback in (None, feedback_frame([])):
+        updated, counts = apply_feedback(notes, feedback)
+        assert updated is notes and counts["feedback_rows"] == 0

@@ -152,3 +152,25 @@ def test_same_split_uses_recorded_figures(notes_dir):
     assert "its own figures" in gate["description"]
     assert gate["promoted_f1"] == pytest.approx(first["validation_f1"])
     assert second["validation_f1"] == pytest.approx(first["validation_f1"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_bots_feedback_relabels_training_notes(tmp_path):
+    """Corrections stored by the bot reach the classifier asset: one note relabelled, one added."""
+    from k8s_analysis.bot.state import BotState, FeedbackRow
+
+    notes = load_release_notes()
+    layout = DataLayout(tmp_path)
+    layout.tables_dir.mkdir(parents=True)
+    notes.to_parquet(layout.table_path("release_notes"))
+    bug = notes[notes["is_bug"]].iloc[0]
+    state = BotState(layout.bot_state_path, feedback_path=layout.label_feedback_path)
+    for number, text, is_bug in ((int(bug["pr_number"]), bug["text"], False),
+                                 (999_999_999, "Fixed a panic of the scheduler when a node has no labels.", True)):
+        state.add_feedback(FeedbackRow("kubernetes/kubernetes", number, text, 0.7, 0.5, True, "v1", "kind/bug",
+                                       "labeled" if is_bug else "unlabeled", is_bug, "maintainer-b", 1.0e9, "d"))
+    state.close()
+
+    metadata = materialization_metadata(materialize_classifier(tmp_path, {**WEAK, **RELAXED}), "kind_bug_classifier")
+
+    assert metadata["feedback"] == {"feedback_rows": 2, "relabelled": 1, "added": 1}

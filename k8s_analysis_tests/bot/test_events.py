@@ -1,0 +1,147 @@
+"""Routing of deliveries: the expected values of case-24 and case-25, and payloads with keys missing."""
+
+import itertools
+import json
+
+import pytest
+
+from k8s_analysis.bot.events import Classify, Delivery, Feedback, Ignore, is_own_event, route
+from k8s_analysis_tests.shared_data import shared_path
+
+BOT = "kindbot[bot]"
+REPOSITORY = {"full_name": "kubernetes/kubernetes"}
+
+
+def load_case(name: str) -> dict:
+    return json.loads(shared_path("cases", name).read_text(encoding="utf-8"))
+
+
+def payload_of(event: dict) -> dict:
+    """Turn a case's short event into the payload GitHub would send (the fields the case gives, kept as given)."""
+    payload = {key: value for key, value in event.items() if key not in ("event", "seq", "id", "model_prediction")}
+    payload["repository"] = REPOSITORY
+    if event["event"] == "pull_request":
+        pull_request = {"number": event["number"], "title": "Fix a crash", "body": None, "labels": [],
+                        "user": {"login": "user-a"}, "merged": False}
+        pull_request.update(event.get("pull_request") or {})
+        payload["pull_request"] = pull_request
+    payload.setdefault("sender", {"login": "user-a", "type": "User"})
+    return payload
+
+
+def decide(event: dict, bot_login: str = BOT):
+    return route(Delivery("delivery", event["event"], payload_of(event)), bot_login)
+
+
+def test_case_25_each_event_gets_its_expected_decision():
+    case = load_case("case-25-webhook-event-filtering.json")
+    events = {event["id"]: event for event in case["input"]["events"]}
+
+    title_edit = decide(events["a"])
+    base_edit = decide(events["b"])
+    same_body = decide(events["c"])
+    plain_issue_comment = decide(events["d"])
+    plain_issue = decide(events["e"])
+
+    assert isinstance(title_edit, Classify) and title_edit.reason == "title edited"
+    assert isinstance(base_edit, Ignore) and "neither title nor body" in base_edit.reason
+    assert isinstance(same_body, Ignore) and "neither title nor body" in same_body.reason
+    assert isinstance(plain_issue_comment, Ignore) and "issue_comment" in plain_issue_comment.reason
+    # The issues event is routed as the original bot did; with no release note in it, the
+    # handler makes no GitHub call (tested against the server in test_bot.py).
+    assert isinstance(plain_issue, Classify) and not plain_issue.item.is_pull_request
+
+
+def test_case_25_burst_of_opened_and_labeled_classifies_once():
+    case = load_case("case-25-webhook-event-filtering.json")
+    burst = next(event for event in case["input"]["events"] if event["id"] == "f")["burst"]
+
+    decisions = [decide(event) for event in burst]
+
+    assert [type(decision) for decision in decisions] == [Classify, Ignore, Ignore, Ignore]
+    assert "not a kind/* label" in decisions[1].reason
+
+
+def test_case_24_the_bots_own_events_are_ignored_and_the_humans_are_not():
+    case = load_case("case-24-bot-self-trigger-and-label-fight.json")
+    decisions = {event["seq"]: decide(event) for event in case["input"]["events"]}
+
+    assert isinstance(decisions[1], Classify)
+    for seq in (2, 3, 6):
+        assert isinstance(decisions[seq], Ignore)
+        assert decisions[seq].reason == "sent by the bot itself (kindbot[bot])"
+    assert isinstance(decisions[4], Feedback)
+    assert (decisions[4].action, decisions[4].label, decisions[4].sender) == ("unlabeled", "kind/bug", "maintainer-b")
+    assert isinstance(decisions[5], Classify) and decisions[5].reason == "body edited"
+
+
+@pytest.mark.parametrize(("bot_login", "sender", "own"), [
+    ("kindbot[bot]", "kindbot[bot]", True),
+    ("kindbot", "kindbot[bot]", True),
+    ("kindbot[bot]", "KindBot", True),
+    ("k8s-analysis-bot", "k8s-analysis-bot", True),
+    ("kindbot", "kindbot2", False),
+    ("kindbot", "", False),
+])
+def test_own_events_are_recognised_by_login_with_or_without_the_app_suffix(bot_login, sender, own):
+    assert is_own_event({"sender": {"login": sender}}, bot_login) is own
+
+
+# Every way a payload can lack the keys the router reads: absent, null, or of the wrong type.
+MISSING = [None, {}, [], "text", 3]
+
+
+@pytest.mark.parametrize(("changes", "pull_request", "sender"),
+                         list(itertools.product([*MISSING, {"body": None}, {"body": {}}, {"title": []},
+                                                 {"base": {"ref": None}}],
+                                                [*MISSING, {"number": 5}, {"labels": None, "number": 5},
+                                                 {"labels": [None, {"name": 3}, "kind/bug"], "number": 5}],
+                                                [None, {}, {"login": None}])))
+def test_no_missing_or_malformed_key_raises(changes, pull_request, sender):
+    payload = {"action": "edited", "changes": changes, "pull_request": pull_request, "sender": sender,
+               "repository": REPOSITORY}
+    for event in ("pull_request", "issues", "issue_comment"):
+        decision = route(Delivery("d", event, payload), BOT)
+        assert isinstance(decision, Classify | Ignore)
+
+
+def test_a_body_edit_with_unknown_old_text_counts_as_changed():
+    payload = payload_of({"event": "pull_request", "action": "edited", "number": 7, "changes": {"body": {}}})
+
+    assert isinstance(route(Delivery("d", "pull_request", payload), BOT), Classify)
+
+
+@pytest.mark.parametrize(("event", "payload_change", "reason"), [
+    ("pull_request", {"action": "closed"}, "'closed' is not handled"),
+    ("pull_request", {"action": "synchronize", "merged": True}, "is merged"),
+    ("issues", {"action": "opened", "issue_is_pr": True}, "its pull_request event is handled"),
+    ("ping", {"zen": "Keep it logically awesome."}, "ping"),
+    ("push", {"ref": "refs/heads/master"}, "'push' is not one the bot handles"),
+    ("pull_request", {"action": "labeled", "label": {"name": "lgtm"}}, "not a kind/* label"),
+    ("pull_request", {"action": "opened", "no_repository": True}, "no repository"),
+])
+def test_events_the_bot_ignores_carry_their_reason(event, payload_change, reason):
+    pull_request = {"number": 9, "title": "t", "body": "b", "labels": [], "merged": payload_change.get("merged", False)}
+    payload = {"action": payload_change.get("action"), "pull_request": pull_request, "repository": REPOSITORY,
+               "sender": {"login": "user-a"}, "label": payload_change.get("label")}
+    if payload_change.get("issue_is_pr"):
+        payload["issue"] = {"number": 9, "pull_request": {"url": "https://api.github.com/x"}}
+    if payload_change.get("no_repository"):
+        del payload["repository"]
+
+    decision = route(Delivery("d", event, payload), BOT)
+
+    assert isinstance(decision, Ignore)
+    assert reason in decision.reason
+
+
+def test_synchronize_and_reopened_classify_and_a_kind_label_by_a_person_is_feedback():
+    base = {"pull_request": {"number": 9, "title": "t", "body": "b", "labels": [{"name": "kind/bug"}]},
+            "repository": REPOSITORY, "sender": {"login": "maintainer-b"}}
+
+    assert isinstance(route(Delivery("d", "pull_request", {**base, "action": "synchronize"}), BOT), Classify)
+    assert isinstance(route(Delivery("d", "pull_request", {**base, "action": "reopened"}), BOT), Classify)
+    feedback = route(Delivery("d", "pull_request", {**base, "action": "labeled",
+                                                    "label": {"name": "kind/feature"}}), BOT)
+    assert isinstance(feedback, Feedback)
+    assert feedback.item.labels == ("kind/bug",) and feedback.label == "kind/feature"
