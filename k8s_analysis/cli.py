@@ -494,7 +494,7 @@ def serve_command(args: argparse.Namespace, layout: DataLayout, parser: argparse
 
 def bot_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:
     from k8s_analysis.bot.server import BotOptions, run_bot
-    from k8s_analysis.sources.github import check_api_url
+    from k8s_analysis.export.client import check_api_url
 
     if not 0 <= args.port <= 65535:
         parser.error(f"invalid --port {args.port}: give 0 to 65535")

@@ -17,7 +17,7 @@ import collections
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -52,7 +52,6 @@ class BotSettings:
     workers: int = 4
     reload_interval: float = 2.0
     drain_timeout_s: float = 30.0
-    extra: dict = field(default_factory=dict)
 
 
 class BotService:

@@ -1,4 +1,4 @@
-"""Decide what a webhook delivery asks of the bot, from its event name and payload alone.
+"""Decide what the bot does with a webhook delivery, from its event name and payload alone.
 
 ``route`` reads no network and no state: it turns a delivery into a ``Classify`` (predict
 and update the comment and label), a ``Feedback`` (a person changed a ``kind/*`` label) or
@@ -83,7 +83,7 @@ def _login(user) -> str:
 
 
 def is_own_event(payload: dict, bot_login: str) -> bool:
-    """Whether the bot itself caused the event: its login, with or without the ``[bot]`` suffix of an app."""
+    """Return True when the bot itself sent the event: its login, with or without an app's ``[bot]`` suffix."""
     sender = _login(payload.get("sender"))
     if not sender or not bot_login:
         return False
@@ -110,7 +110,7 @@ def read_item(payload: dict, kind: str) -> Item | None:
 def changed_inputs(payload: dict, item: Item) -> list[str]:
     """The model inputs an ``edited`` event really changed.
 
-    ``changes`` holds the old value of each changed field. A body "changed" to the same text
+    ``changes`` contains the old value of each changed field. A body "changed" to the same text
     (GitHub sends that when only whitespace at the end or the check boxes were touched) counts
     as unchanged.
     """
@@ -133,7 +133,7 @@ def route(delivery: Delivery, bot_login: str) -> Classify | Feedback | Ignore:
     if event == "ping":
         return Ignore("ping: the webhook is set up")
     if is_own_event(payload, bot_login):
-        # The bot's own comments and labels come back as events: answering them would loop.
+        # The bot's own comments and labels come back as events, and handling them would start a loop.
         return Ignore(f"sent by the bot itself ({_login(payload.get('sender'))})")
     if event == "pull_request":
         return _route_item(payload, action, "pull_request", PULL_REQUEST_ACTIONS, delivery)

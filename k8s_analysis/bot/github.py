@@ -1,6 +1,6 @@
 """The bot's GitHub calls through PyGithub: find, write and delete its comment, add and remove a label.
 
-PyGithub's own retry is off; ``GitHubWriter`` retries 5xx answers, dropped connections and
+PyGithub's own retry is off. ``GitHubWriter`` retries 5xx responses, dropped connections and
 rate limits itself, so that a comment whose creation failed half-way is looked for before it
 is sent again (GitHub may have stored it before the 502 came back). Content-creating calls
 pass a ``WriteLimiter`` first: GitHub's secondary limits allow about 80 of them a minute and
@@ -204,7 +204,7 @@ class GitHubWriter:
                     return _MISSING
                 wait, reason = self._retry_wait(error, attempt)
                 if wait is None:
-                    raise GitHubCallError(f"could not {what}: GitHub answered {status}: {_message(error)}",
+                    raise GitHubCallError(f"could not {what}: GitHub returned {status}: {_message(error)}",
                                           status) from None
             except CONNECTION_ERRORS as error:
                 wait, reason = self.retry.backoff(attempt), f"connection failed ({type(error).__name__})"
@@ -221,7 +221,7 @@ class GitHubWriter:
         headers = {key.lower(): value for key, value in (error.headers or {}).items()}
         message = _message(error)
         if status >= 500:
-            return self.retry.backoff(attempt), f"GitHub answered {status}"
+            return self.retry.backoff(attempt), f"GitHub returned {status}"
         limited = status == 429 or (status == 403 and (RATE_LIMIT_TEXT in message.lower() or "retry-after" in headers))
         if not limited:
             return None, ""

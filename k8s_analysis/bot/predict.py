@@ -1,6 +1,6 @@
 """Where the bot's predictions come from: the promoted model in-process, or a prediction server's URL.
 
-In-process, the bot holds a ``ModelStore`` like the server's, so a newly promoted model is
+In-process, the bot keeps a ``ModelStore`` like the server's, so a newly promoted model is
 picked up without a restart. Through a URL, it posts to the server's V1 predict route with
 ``"explain": true``.
 """
@@ -21,7 +21,7 @@ EXPLAINED_WORDS = 3
 
 
 class PredictionError(RuntimeError):
-    """No prediction could be made; the message says why, without secrets."""
+    """No prediction could be made. The message gives the reason and contains no secret."""
 
 
 class LocalPredictions:
@@ -78,14 +78,14 @@ class RemotePredictions:
         try:
             response = self._session.post(f"{self.url}:predict", json=body, timeout=self.timeout_s)
         except requests.RequestException as error:
-            raise PredictionError(f"the prediction server at {self.url} did not answer: "
+            raise PredictionError(f"the prediction server at {self.url} did not respond: "
                                   f"{type(error).__name__}") from None
         if response.status_code != 200:
             try:
                 detail = response.json().get("error", "")
             except ValueError:
                 detail = response.text[:200]
-            raise PredictionError(f"the prediction server answered {response.status_code}: {detail}")
+            raise PredictionError(f"the prediction server returned {response.status_code}: {detail}")
         answer = response.json()
         explanations = answer.get("explanations") or [None]
         return Prediction(probability=float(answer["predictions"][0]), threshold=float(answer["threshold"]),

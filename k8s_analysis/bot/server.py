@@ -2,7 +2,7 @@
 
 One process on purpose: the per-item ordering, the write limits and the SQLite state are
 shared in memory. A single bot handles kubernetes/kubernetes's rate of events (a few a
-second at peak) with room to spare, because every GitHub call runs after the answer.
+second at peak) with room to spare, because every GitHub call runs after the response.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What the bot remembers per pull request, in SQLite beside the delivery ids.
+"""The bot's state per pull request, in SQLite beside the delivery ids.
 
 For each item: the id of its comment, whether the bot added ``kind/bug``, a person's override
 of that label, and the last prediction. Also every write the bot made (for the per-item

@@ -31,6 +31,12 @@ PRIMARY_LIMIT_TEXT = "rate limit exceeded"
 CONNECTION_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, TimeoutError)
 
 
+def check_api_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"invalid API URL {url!r}: include the scheme, for example https://api.github.com")
+    return url.rstrip("/")
+
+
 class GitHubError(RuntimeError):
     """A request failed for good; the message names the request, the cause and the next step."""
 

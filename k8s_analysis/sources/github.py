@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from k8s_analysis.export.client import GitHubClient, RetryPolicy
+from k8s_analysis.export.client import GitHubClient, RetryPolicy, check_api_url
 from k8s_analysis.export.exporter import Exporter
 from k8s_analysis.export.state import ExportState
 from k8s_analysis.paths import DataLayout
@@ -25,12 +25,6 @@ def check_repository(name: str) -> str:
     if not slash or not owner or not repo or "/" in repo:
         raise ValueError(f"invalid repository {name!r}: write it as OWNER/NAME, for example kubernetes/kubernetes")
     return f"{owner}/{repo}"
-
-
-def check_api_url(url: str) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"invalid API URL {url!r}: include the scheme, for example https://api.github.com")
-    return url.rstrip("/")
 
 
 class GitHubIssueSource(IssueSource):

@@ -11,8 +11,10 @@ import hashlib
 import hmac
 import json
 import re
+import os
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -21,14 +23,13 @@ import pandas as pd
 import pytest
 
 from k8s_analysis.bot.comment import MARKER
-from k8s_analysis.model.bundle import Predictor
+from k8s_analysis.model.bundle import Predictor, promote
 from k8s_analysis.parsing.release_note import extract_release_note
 from k8s_analysis_tests.bot.running import (AUTHOR, HUMAN, REPOSITORY, SECRET, TOKEN, RunningBot,
                                             pull_request_payload, with_labels, with_notes)
 from k8s_analysis_tests.conftest import SERVED_VERSION
 from k8s_analysis_tests.fake_github import BOT_USER, FakeGitHub
 from k8s_analysis_tests.serving.running import RunningServer, copy_version, promoted_copy
-from k8s_analysis.model.bundle import promote
 
 BUG = "kind/bug"
 NONE_BODY = "This changes nothing users see.\n\n```release-note\nNONE\n```\n"
@@ -339,8 +340,8 @@ def test_a_delivery_without_a_valid_signature_gets_401_and_no_github_call(bot, f
 
     status, answer = bot.request("POST", "/", body, headers)
 
-    assert status == 401 and "signature" in answer["error"] or "X-Hub-Signature-256" in answer["error"]
     assert status == 401
+    assert "signature" in answer["error"].lower()
     assert len(fake.requests) == before
 
 
@@ -537,7 +538,7 @@ def test_predictions_through_the_server_url_and_a_failed_prediction(tmp_path, fa
     # The failure changes no label: the bot's kind/bug stays although the new note is not a bug fix.
     assert BUG in fake.labels(example.number)
     assert re.search(rf"prediction for {REPOSITORY}#{example.number} failed \(delivery [0-9a-f-]+\): the "
-                     r"prediction server at http://127\.0\.0\.1:\d+/v1/models/kubernetes-analysis did not answer",
+                     r"prediction server at http://127\.0\.0\.1:\d+/v1/models/kubernetes-analysis did not respond",
                      bot.log())
 
 
@@ -556,7 +557,7 @@ def test_a_newly_promoted_model_is_used_without_a_restart(tmp_path, fake, exampl
             bot_health = bot.health()
             if "0000bbbb" in bot_health["model"]:
                 break
-            subprocess.run([sys.executable, "-c", "import time; time.sleep(0.05)"], check=True)
+            time.sleep(0.05)
         assert "0000bbbb" in bot_health["model"]
         bot.deliver("pull_request", pull_request_payload(with_example_labels(example, fake).item, "synchronize"))
         bot.wait_idle()
@@ -567,7 +568,7 @@ def test_a_newly_promoted_model_is_used_without_a_restart(tmp_path, fake, exampl
 
 
 def run_bot_command(tmp_path, *options, env=None) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in __import__("os").environ.items()
+    environment = {key: value for key, value in os.environ.items()
                    if key not in ("GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET")}
     return subprocess.run([sys.executable, "-m", "k8s_analysis.cli", "--data-dir", str(tmp_path / "data"), "bot",
                            "--port", "0", *options], capture_output=True, text=True, timeout=60,
@@ -585,7 +586,7 @@ def test_the_bot_refuses_to_start_without_its_secrets_or_with_a_bad_token(tmp_pa
     assert "--insecure-no-signature" in no_secret.stderr
     assert no_token.returncode == 2 and "needs a GitHub token in GITHUB_TOKEN" in no_token.stderr
     assert bad_token.returncode == 2
-    assert "could not read the bot's login (GET /user): GitHub answered 401: Bad credentials" in bad_token.stderr
+    assert "could not read the bot's login (GET /user): GitHub returned 401: Bad credentials" in bad_token.stderr
     assert "--bot-login" in bad_token.stderr and "ghp-wrong-7d1e" not in bad_token.stderr + bad_token.stdout
     assert bad_url.returncode == 2 and "invalid --predict-url '127.0.0.1:8080'" in bad_url.stderr
 
@@ -646,7 +647,7 @@ def test_a_github_call_that_fails_for_good_is_logged_and_the_bot_goes_on(bot, fa
     # The label failed, so no comment claims it was added; the next pull request is handled as usual.
     assert fake.comments(example.number) == [] and BUG not in fake.labels(example.number)
     assert re.search(rf"#{example.number}: delivery [0-9a-f-]+ not carried out: could not add kind/bug to "
-                     rf"{REPOSITORY}#{example.number}: GitHub answered 422: Validation Failed", bot.log())
+                     rf"{REPOSITORY}#{example.number}: GitHub returned 422: Validation Failed", bot.log())
     assert "Traceback" not in bot.log()
     assert BUG in fake.labels(next_example.number)
     assert metric(bot, 'k8s_analysis_bot_handled_total{result="failed"}'.replace("{", r"\{").replace("}", r"\}")) \

@@ -82,7 +82,7 @@ def test_a_client_error_is_not_retried_and_names_the_call(fake, number):
     fake.inject(422, body={"message": "Validation Failed"}, path_contains="/labels", method="POST")
 
     with pytest.raises(GitHubCallError, match=r"could not add kind/bug to kubernetes/kubernetes#\d+: GitHub "
-                                              r"answered 422: Validation Failed"):
+                                              r"returned 422: Validation Failed"):
         writer(fake).add_label(REPOSITORY, number, "kind/bug")
     assert len(fake.writes()) == 1
 
@@ -90,7 +90,7 @@ def test_a_client_error_is_not_retried_and_names_the_call(fake, number):
 def test_persistent_5xx_gives_up_after_the_attempts(fake, number):
     fake.inject(503, path_contains="/labels", method="POST", times=10)
 
-    with pytest.raises(GitHubCallError, match="GitHub answered 503, still failing after 4 attempt"):
+    with pytest.raises(GitHubCallError, match="GitHub returned 503, still failing after 4 attempt"):
         writer(fake).add_label(REPOSITORY, number, "kind/bug")
     assert len(fake.writes()) == 4
 
