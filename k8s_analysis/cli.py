@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="at most N writes per minute in all, GitHub's secondary limit (default 80)")
     bot.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS",
                      help="how often to check for a newly promoted model (default 2; 0 turns it off)")
+    bot.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
+                     help="on SIGTERM, how long to finish queued work before giving up the rest (default 30)")
     return parser
 
 
@@ -501,6 +503,8 @@ def bot_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.A
     for name in ("writes_per_item", "writes_per_minute"):
         if getattr(args, name) < 1:
             parser.error(f"invalid --{name.replace('_', '-')} {getattr(args, name)}: give 1 or more")
+    if args.shutdown_timeout < 0:
+        parser.error(f"invalid --shutdown-timeout {args.shutdown_timeout}: give 0 or more seconds")
     if args.model_dir is not None and args.predict_url:
         parser.error("give --model-dir or --predict-url, not both")
     if args.model_dir is not None and not args.model_dir.parent.is_dir():
@@ -512,7 +516,7 @@ def bot_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.A
                          insecure_no_signature=args.insecure_no_signature, model_dir=args.model_dir,
                          predict_url=args.predict_url, bot_login=args.bot_login,
                          writes_per_item_per_hour=args.writes_per_item, writes_per_minute=args.writes_per_minute,
-                         reload_interval=args.reload_interval)
+                         reload_interval=args.reload_interval, shutdown_timeout_s=args.shutdown_timeout)
     run_bot(options, layout)
     return 0
 

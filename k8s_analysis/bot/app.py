@@ -17,6 +17,7 @@ import collections
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from k8s_analysis.bot.deliveries import DeliveryStore
+from k8s_analysis.bot.deliveries import KEEP_SECONDS, DeliveryStore
 from k8s_analysis.bot.events import Classify, Delivery, Ignore, route
 from k8s_analysis.bot.github import GitHubCallError
-from k8s_analysis.bot.handler import Handler, Work
+from k8s_analysis.bot.handler import BUDGET_WINDOW_S, Handler, Work
 from k8s_analysis.bot.metrics import BotMetrics
 from k8s_analysis.bot.signature import SignatureError, verify
 from k8s_analysis.serving.metrics import CONTENT_TYPE
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 # GitHub caps webhook payloads at 25 MB.
 MAX_BODY_BYTES = 25 * 1024 * 1024
+HOUSEKEEPING_INTERVAL_S = 3600.0
 
 
 @dataclass
@@ -65,6 +67,8 @@ class BotService:
         self.handled = 0
         self._queues: dict[str, collections.deque[Work]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
+        self._stopping = False
+        self._released: list[str] = []
         self._limiter = anyio.CapacityLimiter(settings.workers)
 
     # -- webhook ----------------------------------------------------------------
@@ -128,6 +132,9 @@ class BotService:
         try:
             while queue:
                 work = queue.popleft()
+                if self._stopping:
+                    self._release(work)
+                    continue
                 if isinstance(work.decision, Classify) and queue and isinstance(queue[0].decision, Classify):
                     logger.info("%s: delivery %s superseded by %s, which reads a newer body", key,
                                 work.delivery_id, queue[0].delivery_id)
@@ -137,6 +144,9 @@ class BotService:
                     async with self._limiter:
                         summary = await anyio.to_thread.run_sync(self.handler.handle, work)
                 except GitHubCallError:
+                    if self._stopping:
+                        self._release(work)
+                        continue
                     self._finish("failed")  # logged by the handler, without a traceback
                     continue
                 except Exception:  # noqa: BLE001 - one failed item must not stop the others
@@ -148,6 +158,12 @@ class BotService:
         finally:
             self._tasks.pop(key, None)
             self._queues.pop(key, None)
+
+    def _release(self, work: Work) -> None:
+        """Give up a delivery at shutdown and forget its id, so that a redelivery is accepted."""
+        self.deliveries.release(work.delivery_id)
+        self._released.append(work.delivery_id)
+        self._finish("released")
 
     def _finish(self, result: str) -> None:
         self.handled += 1
@@ -175,20 +191,31 @@ class BotService:
     async def metrics_route(self, request: Request) -> Response:
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
 
+    async def housekeeping(self) -> None:
+        """Forget old delivery ids and write records, at start and then every hour."""
+        while True:
+            deliveries = await anyio.to_thread.run_sync(self.deliveries.forget_older_than)
+            await anyio.to_thread.run_sync(self.handler.state.forget_writes_before,
+                                           time.time() - BUDGET_WINDOW_S)
+            if deliveries:
+                logger.info("forgot %d delivery id(s) older than %d days", deliveries, KEEP_SECONDS // 86_400)
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette):
-        watcher = None
+        tasks = [asyncio.create_task(self.housekeeping())]
         if self.store is not None:
             await self.store.reload()
             if self.settings.reload_interval > 0:
-                watcher = asyncio.create_task(self.store.watch(self.settings.reload_interval))
+                tasks.append(asyncio.create_task(self.store.watch(self.settings.reload_interval)))
         logger.info("bot ready as %s; predictions from %s", self.settings.bot_login,
                     self.handler.predictions.describe())
         try:
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._drain_all()
             self.deliveries.close()
             self.handler.state.close()
@@ -200,11 +227,15 @@ class BotService:
         logger.info("finishing %d queued item(s) before stopping (at most %.0f s)", len(tasks),
                     self.settings.drain_timeout_s)
         _, unfinished = await asyncio.wait(tasks, timeout=self.settings.drain_timeout_s)
-        for task in unfinished:
-            task.cancel()
-        if unfinished:
-            logger.warning("stopped with %d item(s) unfinished; their deliveries can be redelivered from GitHub "
-                           "after removing them from %s", len(unfinished), self.settings.state_path)
+        if not unfinished:
+            return
+        # Cut the waits for GitHub short and give up what is left. The delivery ids are
+        # released, so that GitHub's "Redeliver" is accepted after the restart.
+        self._stopping = True
+        self.handler.github.stop()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        logger.warning("stopped with %d delivery(ies) not carried out: %s; redeliver them from the webhook's "
+                       "Recent Deliveries page", len(self._released), ", ".join(self._released))
 
 
 def create_app(service: BotService) -> Starlette:

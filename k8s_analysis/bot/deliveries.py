@@ -40,6 +40,11 @@ class DeliveryStore:
                 (delivery_id, event, time.time() if now is None else now))
             return cursor.rowcount == 1
 
+    def release(self, delivery_id: str) -> None:
+        """Forget one claimed delivery that was not carried out, so that its redelivery is accepted."""
+        with self._lock:
+            self._connection.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+
     def forget_older_than(self, seconds: float = KEEP_SECONDS, now: float | None = None) -> int:
         """Delete ids received more than ``seconds`` ago and return how many were deleted."""
         cutoff = (time.time() if now is None else now) - seconds

@@ -54,14 +54,19 @@ class BotRetry:
         return random.uniform(ceiling / 2, ceiling)
 
 
+class Stopping(RuntimeError):
+    """The bot is stopping, so a wait for GitHub was cut short."""
+
+
 class WriteLimiter:
     """Blocks before a content-creating call until every (count, seconds) window has room."""
 
     def __init__(self, windows: tuple[tuple[int, float], ...] = ((80, 60.0), (500, 3600.0)),
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None) -> None:
         self.windows = windows
         self._clock = clock
-        self._sleep = sleep
+        self._stopping = threading.Event()
+        self._sleep = sleep or self._interruptible_sleep
         self._lock = threading.Lock()
         longest = max(count for count, _ in windows)
         self._times: collections.deque[float] = collections.deque(maxlen=longest)
@@ -74,6 +79,14 @@ class WriteLimiter:
                 oldest_in_window = self._times[-count]
                 wait = max(wait, oldest_in_window + seconds - now)
         return wait
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        if self._stopping.wait(seconds):
+            raise Stopping("the bot is stopping")
+
+    def stop(self) -> None:
+        """End every wait now: a waiting ``acquire`` raises ``Stopping``."""
+        self._stopping.set()
 
     def acquire(self) -> float:
         """Wait for room, take it and return the seconds waited."""
@@ -101,6 +114,7 @@ class GitHubWriter:
         self.limiter = limiter or WriteLimiter()
         self.retry = retry
         self.calls = 0
+        self._stopping = threading.Event()
         self._github = Github(base_url=self.api_url, auth=Auth.Token(token) if token else None, retry=None,
                               timeout=timeout_s, per_page=100, seconds_between_requests=0,
                               seconds_between_writes=0, lazy=True)
@@ -108,6 +122,11 @@ class GitHubWriter:
 
     def close(self) -> None:
         self._github.close()
+
+    def stop(self) -> None:
+        """Cut every retry wait and write-limit wait short; the calls waiting fail with GitHubCallError."""
+        self._stopping.set()
+        self.limiter.stop()
 
     # -- reads ------------------------------------------------------------
 
@@ -192,8 +211,13 @@ class GitHubWriter:
         """Run one PyGithub call with the retry policy; ``missing_ok`` turns a 404 into ``_MISSING``."""
         waited = 0.0
         for attempt in range(1, self.retry.attempts + 1):
+            if self._stopping.is_set():
+                raise GitHubCallError(f"could not {what}: the bot is stopping")
             if write:
-                self.limiter.acquire()
+                try:
+                    self.limiter.acquire()
+                except Stopping:
+                    raise GitHubCallError(f"could not {what}: the bot is stopping") from None
             self.calls += 1
             try:
                 return function()
@@ -212,7 +236,8 @@ class GitHubWriter:
                 raise GitHubCallError(f"could not {what}: {reason}, still failing after {attempt} attempt(s)")
             logger.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", what, reason, wait, attempt + 1,
                            self.retry.attempts)
-            time.sleep(wait)
+            if self._stopping.wait(wait):
+                raise GitHubCallError(f"could not {what}: the bot is stopping")
             waited += wait
         raise AssertionError("unreachable")
 

@@ -42,6 +42,7 @@ class BotOptions:
     writes_per_minute: int = 80
     reload_interval: float = 2.0
     retry_backoff_s: float = 1.0
+    shutdown_timeout_s: float = 30.0
 
 
 def build_service(options: BotOptions, layout: DataLayout) -> BotService:
@@ -84,7 +85,8 @@ def build_service(options: BotOptions, layout: DataLayout) -> BotService:
     path = layout.bot_state_path
     state = BotState(path, feedback_path=layout.label_feedback_path)
     handler = Handler(github, predictions, state, metrics, login, options.writes_per_item_per_hour)
-    settings = BotSettings(secret=secret, bot_login=login, state_path=path, reload_interval=options.reload_interval)
+    settings = BotSettings(secret=secret, bot_login=login, state_path=path, reload_interval=options.reload_interval,
+                           drain_timeout_s=options.shutdown_timeout_s)
     return BotService(settings, handler, DeliveryStore(path), metrics, store)
 
 
@@ -95,4 +97,4 @@ def run_bot(options: BotOptions, layout: DataLayout) -> None:
     logger.info("bot starting on http://%s:%s (webhook at / and /hook)%s", options.host, options.port,
                 ", dry run: no writes to GitHub" if options.dry_run else "")
     uvicorn.run(create_app(service), host=options.host, port=options.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=35)
+                timeout_graceful_shutdown=int(options.shutdown_timeout_s) + 5)

@@ -119,6 +119,14 @@ class RunningBot:
             self.queued += 1
         return status, answer
 
+    def wait_until_logged(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the bot did not log {text!r} within {timeout} s; log:\n{self.log()}")
+
     def health(self) -> dict:
         return self.request("GET", "/healthz")[1]
 

@@ -652,3 +652,35 @@ def test_a_github_call_that_fails_for_good_is_logged_and_the_bot_goes_on(bot, fa
     assert BUG in fake.labels(next_example.number)
     assert metric(bot, 'k8s_analysis_bot_handled_total{result="failed"}'.replace("{", r"\{").replace("}", r"\}")) \
         >= 1
+
+
+def test_stopping_gives_up_waiting_work_and_its_redelivery_is_accepted(tmp_path, fake, examples, served_model_dir):
+    example, other = examples.bug(), examples.other()
+    # GitHub asks for a 10-minute pause before the comment: the bot is still waiting when it stops.
+    fake.inject(403, body={"message": "You have exceeded a secondary rate limit."}, headers={"Retry-After": "600"},
+                path_contains=f"/issues/{example.number}/comments", method="POST")
+    first = RunningBot(tmp_path / "data", fake.base_url, "--shutdown-timeout", "1", model_dir=served_model_dir)
+    try:
+        first.deliver("pull_request", pull_request_payload(example.item, "opened"), delivery_id="waiting-delivery")
+        first.deliver("pull_request", edited(example, other.item["body"]), delivery_id="queued-delivery")
+        first.wait_until_logged("retrying in")
+        started = time.monotonic()
+    finally:
+        first.stop()
+    stopped_in = time.monotonic() - started
+
+    assert stopped_in < 15
+    assert ("stopped with 2 delivery(ies) not carried out: waiting-delivery, queued-delivery; redeliver them"
+            in first.log())
+    assert fake.comments(example.number) == []
+
+    second = RunningBot(tmp_path / "data", fake.base_url, model_dir=served_model_dir)
+    try:
+        status, _ = second.deliver("pull_request", pull_request_payload(example.item, "opened"),
+                                   delivery_id="waiting-delivery")
+        second.wait_idle()
+    finally:
+        second.stop()
+
+    assert status == 202
+    assert f"to **{example.probability:.0%}**" in only_comment(fake, example.number)["body"]
