@@ -232,7 +232,10 @@ class GitHubWriter:
                                           status) from None
             except CONNECTION_ERRORS as error:
                 wait, reason = self.retry.backoff(attempt), f"connection failed ({type(error).__name__})"
-            if attempt == self.retry.attempts or waited + wait > self.retry.max_wait_s:
+            if waited + wait > self.retry.max_wait_s:
+                raise GitHubCallError(f"could not {what}: {reason}, and waiting {wait:.0f} s more would pass the "
+                                      f"bot's limit of {self.retry.max_wait_s:.0f} s per call")
+            if attempt == self.retry.attempts:
                 raise GitHubCallError(f"could not {what}: {reason}, still failing after {attempt} attempt(s)")
             logger.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", what, reason, wait, attempt + 1,
                            self.retry.attempts)

@@ -1,5 +1,7 @@
 """The bot's GitHub calls against the fake GitHub server: retries, the write limiter and the comment lookup."""
 
+import time
+
 import pytest
 
 from k8s_analysis.bot.comment import MARKER
@@ -163,3 +165,16 @@ def test_a_label_with_a_slash_is_removed(fake, number):
     assert fake.labels(number) == ["sig/node"]
     assert [request.path for request in fake.writes()] == [
         f"/repos/{REPOSITORY}/issues/{number}/labels/kind%2Fbug"]
+
+
+def test_a_primary_rate_limit_longer_than_the_wait_limit_fails_at_once(fake, number):
+    reset = int(time.time()) + 2_000
+    fake.inject(403, body={"message": "API rate limit exceeded for user ID 1."},
+                headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}, path_contains="/labels",
+                method="POST")
+    started = time.monotonic()
+
+    with pytest.raises(GitHubCallError, match=r"primary rate limit exhausted \(403\), and waiting \d+ s more would "
+                                              r"pass the bot's limit of 5 s per call"):
+        writer(fake).add_label(REPOSITORY, number, "kind/bug")
+    assert time.monotonic() - started < 2
