@@ -1,8 +1,8 @@
-"""The bot's HTTP side: check each delivery, answer at once, and carry out the work after answering.
+"""The bot's HTTP side: check each delivery, respond at once, and carry out the work after responding.
 
 ``POST /`` and ``POST /hook`` take GitHub's (and Prow hook's) deliveries. The signature is
 checked over the raw bytes before the body is parsed; then the delivery is routed, its id
-claimed, and the decision queued. The answer goes out before any GitHub call is made, well
+claimed, and the decision queued. The response goes out before any GitHub call is made, well
 within GitHub's 10-second timeout.
 
 Decisions are queued per item (``owner/name#number``) and carried out in order, at most

@@ -108,11 +108,10 @@ def read_item(payload: dict, kind: str) -> Item | None:
 
 
 def changed_inputs(payload: dict, item: Item) -> list[str]:
-    """The model inputs an ``edited`` event really changed.
+    """Return the model inputs that an ``edited`` event really changed.
 
-    ``changes`` contains the old value of each changed field. A body "changed" to the same text
-    (GitHub sends that when only whitespace at the end or the check boxes were touched) counts
-    as unchanged.
+    ``changes`` contains the old value of each changed field. A body "changed" to the same text,
+    apart from surrounding whitespace, counts as unchanged.
     """
     changes = _mapping(payload.get("changes"))
     changed = []

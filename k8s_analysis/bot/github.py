@@ -131,7 +131,7 @@ class GitHubWriter:
     # -- reads ------------------------------------------------------------
 
     def login(self) -> str:
-        """The login of the token's user (``GET /user``)."""
+        """Return the login of the token's user (``GET /user``)."""
         return self._call("read the bot's login (GET /user)", lambda: self._github.get_user().login)
 
     def find_comment(self, repository: str, number: int, bot_login: str) -> tuple[int, str] | None:
@@ -139,7 +139,7 @@ class GitHubWriter:
         def find():
             issue = self._github.get_repo(repository).get_issue(number)
             for comment in issue.get_comments():
-                # raw_data would fetch each comment again; the list already holds every field.
+                # raw_data would fetch each comment again, although the list contains every field.
                 data = comment._rawData
                 if is_own_comment(data, bot_login):
                     return int(data["id"]), str(data.get("body") or "")

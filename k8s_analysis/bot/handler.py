@@ -7,7 +7,7 @@ The rules for ``kind/bug``:
 - a note whose words the model never saw changes no label.
 
 Writes go label first, then comment, so the comment never claims a label change that failed.
-Each item has a write budget per hour; when a loop or a label fight spends it, the bot stops
+Each item has a write budget per hour. When a loop or a label fight spends it, the bot stops
 writing to that item, logs an error and counts it in ``k8s_analysis_bot_write_budget_trips_total``.
 """
 
@@ -139,7 +139,7 @@ class Handler:
 
     def _disagree(self, item: Item, state: ItemState, prediction: Prediction, how: str) -> None:
         self.metrics.disagreements.inc()
-        logger.info("%s: the model says %.3f against the threshold %.3f, but %s %s %s; the label stays as people "
+        logger.info("%s: the model predicts %.3f against the threshold %.3f, but %s %s %s; the label stays as people "
                     "set it", item.key, prediction.probability, prediction.threshold,
                     state.override_by or "a person", how, BUG_LABEL)
 

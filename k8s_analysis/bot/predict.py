@@ -1,4 +1,4 @@
-"""Where the bot's predictions come from: the promoted model in-process, or a prediction server's URL.
+"""The two sources of the bot's predictions: the promoted model in-process, or a prediction server's URL.
 
 In-process, the bot keeps a ``ModelStore`` like the server's, so a newly promoted model is
 picked up without a restart. Through a URL, it posts to the server's V1 predict route with

@@ -1,8 +1,8 @@
-"""The bot as GitHub sees it: a real ``k8s-analysis bot`` process, signed deliveries built from the
-shared real pull requests, and the fake GitHub server holding the comments and labels it writes.
+"""End-to-end tests of the bot: a real ``k8s-analysis bot`` process, signed deliveries built from
+the shared real pull requests, and the fake GitHub server that stores the comments and labels.
 
-One bot and one fake server serve the whole module; each test takes pull requests no other
-test touches. Tests that need other options start their own bot.
+One bot and one fake server serve the whole module, and each test takes pull requests that no
+other test uses. Tests that need other options start their own bot.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def bot(tmp_path_factory, fake, served_model_dir):
     running.stop()
     log = running.log()
     # Neither secret may reach the log, whatever the tests sent.
-    assert TOKEN not in log and SECRET not in log
+    assert TOKEN not in log
+    assert SECRET not in log
 
 
 def edited(example: Example, new_body: str, sender: dict = AUTHOR) -> dict:
@@ -111,7 +112,8 @@ def writes_for(fake: FakeGitHub, number: int, comment_ids=()) -> list[tuple[str,
 def only_comment(fake: FakeGitHub, number: int) -> dict:
     comments = fake.comments(number)
     assert len(comments) == 1, comments
-    assert comments[0]["user"]["login"] == BOT_USER["login"] and MARKER in comments[0]["body"]
+    assert comments[0]["user"]["login"] == BOT_USER["login"]
+    assert MARKER in comments[0]["body"]
     return comments[0]
 
 
@@ -125,27 +127,28 @@ COMMENT_DELETE = ("DELETE", "DELETE /repos/{owner}/{name}/issues/comments/{id}")
 # -- the main flow -------------------------------------------------------------------------------
 
 
-def test_an_opened_bug_fix_gets_the_label_and_one_comment(bot, fake, examples):
+def test_opened_bug_gets_label_and_comment(bot, fake, examples):
     example = examples.bug()
 
-    status, answer = bot.deliver("pull_request", pull_request_payload(example.item, "opened"))
+    status, response = bot.deliver("pull_request", pull_request_payload(example.item, "opened"))
     bot.wait_idle()
 
-    assert (status, answer) == (202, {"status": "queued", "item": f"{REPOSITORY}#{example.number}"})
+    assert (status, response) == (202, {"status": "queued", "item": f"{REPOSITORY}#{example.number}"})
     assert BUG in fake.labels(example.number)
     body = only_comment(fake, example.number)["body"]
     assert f"to **{example.probability:.0%}**" in body
     assert f"threshold is {examples.threshold:.0%}" in body
     assert f"model `{SERVED_VERSION}`" in body
     assert "I added the `kind/bug` label." in body
-    assert "`/kind bug`" in body and "`/remove-kind bug`" in body
+    assert "`/kind bug`" in body
+    assert "`/remove-kind bug`" in body
     assert re.search(r"towards a bug fix: `[^`]+` \(\+\d\.\d\d\)", body)
     # The label goes first, so the comment never reports a label change that failed.
     comment_id = only_comment(fake, example.number)["id"]
     assert writes_for(fake, example.number, [comment_id]) == [LABEL_POST, COMMENT_POST]
 
 
-def test_an_edit_to_a_non_bug_note_edits_the_comment_and_removes_the_bots_label(bot, fake, examples):
+def test_edit_to_non_bug_removes_label(bot, fake, examples):
     example, other = examples.bug(), examples.other()
     bot.deliver("pull_request", pull_request_payload(example.item, "opened"))
     bot.wait_idle()
@@ -163,7 +166,7 @@ def test_an_edit_to_a_non_bug_note_edits_the_comment_and_removes_the_bots_label(
                                                                  COMMENT_PATCH]
 
 
-def test_an_edit_to_a_bug_note_adds_the_label_and_edits_the_comment(bot, fake, examples):
+def test_edit_to_bug_adds_label(bot, fake, examples):
     example, bug = examples.other(), examples.bug()
     bot.deliver("pull_request", pull_request_payload(example.item, "opened"))
     bot.wait_idle()
@@ -175,11 +178,12 @@ def test_an_edit_to_a_bug_note_adds_the_label_and_edits_the_comment(bot, fake, e
     bot.wait_idle()
 
     second = only_comment(fake, example.number)
-    assert second["id"] == first["id"] and "I added the `kind/bug` label." in second["body"]
+    assert second["id"] == first["id"]
+    assert "I added the `kind/bug` label." in second["body"]
     assert BUG in fake.labels(example.number)
 
 
-def test_an_edit_to_none_deletes_the_comment_and_changes_no_label(bot, fake, examples):
+def test_edit_to_none_deletes_comment(bot, fake, examples):
     example = examples.bug()
     bot.deliver("pull_request", pull_request_payload(example.item, "opened"))
     bot.wait_idle()
@@ -193,7 +197,7 @@ def test_an_edit_to_none_deletes_the_comment_and_changes_no_label(bot, fake, exa
     assert writes_for(fake, example.number, [comment_id]) == [LABEL_POST, COMMENT_POST, COMMENT_DELETE]
 
 
-def test_a_pull_request_opened_without_a_note_costs_no_github_call(bot, fake, examples):
+def test_no_note_makes_no_github_call(bot, fake, examples):
     example = examples.other()
     before = len(fake.requests)
 
@@ -212,7 +216,7 @@ def with_example_labels(example: Example, fake: FakeGitHub) -> Example:
 # -- people's labels ------------------------------------------------------------------------------
 
 
-def test_case_24_a_person_removing_the_label_is_feedback_and_is_never_undone(bot, fake, examples):
+def test_human_removal_is_never_undone(bot, fake, examples):
     example, another_bug = examples.bug(), examples.bug()
     number = example.number
     # seq 1: opened, predicted a bug: the label and the comment.
@@ -231,7 +235,7 @@ def test_case_24_a_person_removing_the_label_is_feedback_and_is_never_undone(bot
     unlabeled = pull_request_payload(with_example_labels(example, fake).item, "unlabeled", HUMAN,
                                      label={"name": BUG})
     assert bot.deliver("pull_request", unlabeled)[0] == 202
-    # seq 5: the author edits the note; the model still says bug.
+    # seq 5: the author edits the note, and the model still predicts a bug fix.
     bot.deliver("pull_request", edited(with_example_labels(example, fake), another_bug.item["body"]))
     bot.wait_idle()
     # seq 6: the edit of the bot's comment comes back.
@@ -253,7 +257,7 @@ def test_case_24_a_person_removing_the_label_is_feedback_and_is_never_undone(bot
     assert bool(row["predicted_bug"]) is True and row["model_version"] == SERVED_VERSION
 
 
-def test_a_label_a_person_set_is_never_removed_and_the_disagreement_is_recorded(bot, fake, examples):
+def test_human_label_is_never_removed(bot, fake, examples):
     example = examples.other()
     fake.set_labels(example.number, [*fake.labels(example.number), BUG])
     item = with_example_labels(example, fake).item
@@ -268,7 +272,7 @@ def test_a_label_a_person_set_is_never_removed_and_the_disagreement_is_recorded(
     assert metric(bot, "k8s_analysis_bot_disagreements_total") >= 1
 
 
-def test_a_person_adding_the_label_makes_it_stick(bot, fake, examples):
+def test_human_added_label_sticks(bot, fake, examples):
     example, other = examples.bug(), examples.other()
     bot.deliver("pull_request", pull_request_payload(example.item, "opened"))
     bot.wait_idle()
@@ -282,7 +286,7 @@ def test_a_person_adding_the_label_makes_it_stick(bot, fake, examples):
     assert "@maintainer-b added `kind/bug`, so I never remove it." in only_comment(fake, example.number)["body"]
 
 
-def test_feedback_before_any_prediction_is_an_override_but_no_feedback_row(bot, fake, examples):
+def test_feedback_before_prediction_stores_no_row(bot, fake, examples):
     example = examples.other()
     data_dir = bot_data(bot)
     before = feedback_rows(data_dir)
@@ -297,7 +301,7 @@ def test_feedback_before_any_prediction_is_an_override_but_no_feedback_row(bot, 
 # -- deliveries -----------------------------------------------------------------------------------
 
 
-def test_a_redelivery_is_not_handled_twice(bot, fake, examples):
+def test_redelivery_is_handled_once(bot, fake, examples):
     example = examples.bug()
     payload = pull_request_payload(example.item, "opened")
     delivery = str(uuid.uuid4())
@@ -316,7 +320,7 @@ def signed_body(payload: dict) -> bytes:
 
 @pytest.mark.parametrize("how", ["wrong secret", "no signature", "sha1 only", "body changed after signing",
                                  "re-serialised JSON", "no sha256= prefix"])
-def test_a_delivery_without_a_valid_signature_gets_401_and_no_github_call(bot, fake, examples, how):
+def test_bad_signature_gets_401(bot, fake, examples, how):
     example = examples.bug()
     payload = pull_request_payload({**example.item, "title": "Fix “quoted” crash – é"}, "opened")
     body = signed_body(payload)
@@ -338,24 +342,24 @@ def test_a_delivery_without_a_valid_signature_gets_401_and_no_github_call(bot, f
         headers["X-Hub-Signature-256"] = signature.removeprefix("sha256=")
     before = len(fake.requests)
 
-    status, answer = bot.request("POST", "/", body, headers)
+    status, response = bot.request("POST", "/", body, headers)
 
     assert status == 401
-    assert "signature" in answer["error"].lower()
+    assert "signature" in response["error"].lower()
     assert len(fake.requests) == before
 
 
-def test_the_bots_own_event_is_ignored(bot, fake, examples):
+def test_own_event_is_ignored(bot, fake, examples):
     example = examples.bug()
     before = len(fake.requests)
 
-    status, answer = bot.deliver("pull_request", pull_request_payload(example.item, "opened", BOT_SENDER))
+    status, response = bot.deliver("pull_request", pull_request_payload(example.item, "opened", BOT_SENDER))
 
-    assert status == 200 and answer["reason"] == f"sent by the bot itself ({BOT_USER['login']})"
+    assert status == 200 and response["reason"] == f"sent by the bot itself ({BOT_USER['login']})"
     assert len(fake.requests) == before
 
 
-def test_github_answering_502_then_200_gives_one_comment(bot, fake, examples):
+def test_github_502_then_200_one_comment(bot, fake, examples):
     example = examples.bug()
     fake.inject(502, path_contains=f"/issues/{example.number}/comments", method="POST")
 
@@ -367,22 +371,22 @@ def test_github_answering_502_then_200_gives_one_comment(bot, fake, examples):
     assert statuses == [502, 201]
 
 
-def test_case_25_an_opened_and_labeled_burst_is_classified_once(bot, fake, examples):
+def test_labeled_burst_classified_once(bot, fake, examples):
     example = examples.bug()
     number = example.number
     burst = [pull_request_payload(example.item, "opened")]
     for name in ("sig/node", "area/kubelet", "needs-triage"):
         burst.append(pull_request_payload(example.item, "labeled", AUTHOR, label={"name": name}))
 
-    answers = [bot.deliver("pull_request", payload) for payload in burst]
+    responses = [bot.deliver("pull_request", payload) for payload in burst]
     bot.wait_idle()
 
-    assert [status for status, _ in answers] == [202, 200, 200, 200]
+    assert [status for status, _ in responses] == [202, 200, 200, 200]
     assert len(re.findall(rf"#{number}: opened: probability", bot.log())) == 1
     assert writes_for(fake, number, [only_comment(fake, number)["id"]]) == [LABEL_POST, COMMENT_POST]
 
 
-def test_case_25_plain_issue_events_cost_no_github_call(bot, fake, examples):
+def test_plain_issue_makes_no_github_call(bot, fake, examples):
     before = len(fake.requests)
     comment = {"action": "created", "issue": {"number": 120021, "title": "question"},
                "repository": {"full_name": REPOSITORY}, "sender": AUTHOR}
@@ -397,7 +401,7 @@ def test_case_25_plain_issue_events_cost_no_github_call(bot, fake, examples):
     assert "kubernetes/kubernetes#120022: no release note (no-body)" in bot.log()
 
 
-def test_a_pull_requests_events_are_handled_in_order(bot, fake, examples):
+def test_events_of_one_pr_in_order(bot, fake, examples):
     example, bug, other = examples.other(), examples.bug(), examples.other()
     bodies = [bug.item["body"], NONE_BODY, bug.item["body"], other.item["body"]]
 
@@ -422,18 +426,18 @@ def test_health_ping_and_client_errors(bot):
     assert bot.deliver("ping", {"zen": "Design for failure.", "hook_id": 1})[1]["status"] == "ignored"
     assert bot.deliver("pull_request", {"action": "opened"}, path="/hook")[0] == 200
 
-    status, answer = bot.request("GET", "/")
-    assert status == 405 and answer["error"] == "GET is not allowed on /"
+    status, response = bot.request("GET", "/")
+    assert status == 405 and response["error"] == "GET is not allowed on /"
     body = b"not json"
     headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d-1",
                "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
-    status, answer = bot.request("POST", "/", body, headers)
-    assert status == 400 and "not a JSON object" in answer["error"]
+    status, response = bot.request("POST", "/", body, headers)
+    assert status == 400 and "not a JSON object" in response["error"]
     body = b"{}"
     headers = {"X-GitHub-Delivery": "d-2",
                "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
-    status, answer = bot.request("POST", "/", body, headers)
-    assert status == 400 and "X-GitHub-Event header is missing" in answer["error"]
+    status, response = bot.request("POST", "/", body, headers)
+    assert status == 400 and "X-GitHub-Event header is missing" in response["error"]
     metrics_text = bot.request("GET", "/metrics")[1]
     assert 'k8s_analysis_bot_deliveries_total{event="ping",outcome="ignored"} 1.0' in metrics_text
 
@@ -456,7 +460,7 @@ def feedback_rows(data_dir) -> int:
 # -- bots with other options --------------------------------------------------------------------
 
 
-def test_a_restarted_bot_remembers_deliveries_and_its_comment(tmp_path, fake, examples, served_model_dir):
+def test_restart_keeps_deliveries_and_comment(tmp_path, fake, examples, served_model_dir):
     example, other = examples.bug(), examples.other()
     payload = pull_request_payload(example.item, "opened")
     first = RunningBot(tmp_path / "data", fake.base_url, model_dir=served_model_dir)
@@ -480,7 +484,7 @@ def test_a_restarted_bot_remembers_deliveries_and_its_comment(tmp_path, fake, ex
     assert BUG not in fake.labels(example.number)
 
 
-def test_dry_run_logs_what_it_would_do_and_writes_nothing(tmp_path, fake, examples, served_model_dir):
+def test_dry_run_writes_nothing(tmp_path, fake, examples, served_model_dir):
     example = examples.bug()
     bot = RunningBot(tmp_path / "data", fake.base_url, "--dry-run", "--bot-login", BOT_USER["login"],
                      model_dir=served_model_dir, token=None)
@@ -498,7 +502,7 @@ def test_dry_run_logs_what_it_would_do_and_writes_nothing(tmp_path, fake, exampl
     assert f"dry run: would comment on {REPOSITORY}#{example.number}" in log
 
 
-def test_the_write_budget_stops_writes_to_one_pull_request(tmp_path, fake, examples, served_model_dir):
+def test_write_budget_stops_writes(tmp_path, fake, examples, served_model_dir):
     example, other = examples.bug(), examples.other()
     bot = RunningBot(tmp_path / "data", fake.base_url, "--writes-per-item", "2", model_dir=served_model_dir)
     try:
@@ -515,7 +519,7 @@ def test_the_write_budget_stops_writes_to_one_pull_request(tmp_path, fake, examp
     assert f"{REPOSITORY}#{example.number}: write budget spent (2 writes in the last hour, at most 2)" in bot.log()
 
 
-def test_predictions_through_the_server_url_and_a_failed_prediction(tmp_path, fake, examples, served_model_dir):
+def test_predict_url_and_failed_prediction(tmp_path, fake, examples, served_model_dir):
     example, other = examples.bug(), examples.other()
     server = RunningServer(served_model_dir, tmp_path / "serve.log")
     server.wait_ready()
@@ -542,7 +546,7 @@ def test_predictions_through_the_server_url_and_a_failed_prediction(tmp_path, fa
                      bot.log())
 
 
-def test_a_newly_promoted_model_is_used_without_a_restart(tmp_path, fake, examples, served_model_dir):
+def test_promoted_model_used_without_restart(tmp_path, fake, examples, served_model_dir):
     example = examples.bug()
     data_dir = tmp_path / "data"
     promoted_copy(served_model_dir, data_dir / "models", "20250102T000000Z-0000aaaa")
@@ -575,7 +579,7 @@ def run_bot_command(tmp_path, *options, env=None) -> subprocess.CompletedProcess
                           env={**environment, **(env or {})})
 
 
-def test_the_bot_refuses_to_start_without_its_secrets_or_with_a_bad_token(tmp_path, fake):
+def test_start_fails_without_secrets(tmp_path, fake):
     no_secret = run_bot_command(tmp_path, "--api-url", fake.base_url, env={"GITHUB_TOKEN": TOKEN})
     no_token = run_bot_command(tmp_path, "--api-url", fake.base_url, env={"GITHUB_WEBHOOK_SECRET": SECRET})
     bad_token = run_bot_command(tmp_path, "--api-url", fake.base_url,
@@ -591,7 +595,7 @@ def test_the_bot_refuses_to_start_without_its_secrets_or_with_a_bad_token(tmp_pa
     assert bad_url.returncode == 2 and "invalid --predict-url '127.0.0.1:8080'" in bad_url.stderr
 
 
-def test_without_signature_checks_an_unsigned_delivery_is_accepted(tmp_path, fake, examples, served_model_dir):
+def test_insecure_mode_accepts_unsigned(tmp_path, fake, examples, served_model_dir):
     example = examples.bug()
     bot = RunningBot(tmp_path / "data", fake.base_url, "--insecure-no-signature", model_dir=served_model_dir,
                      secret=None)
@@ -606,7 +610,7 @@ def test_without_signature_checks_an_unsigned_delivery_is_accepted(tmp_path, fak
     assert "signature checks are OFF" in bot.log()
 
 
-def test_a_bot_without_a_model_is_not_healthy(tmp_path, fake):
+def test_healthz_503_without_model(tmp_path, fake):
     bot = RunningBot(tmp_path / "data", fake.base_url)
     try:
         status, health = bot.request("GET", "/healthz")
@@ -635,7 +639,7 @@ def test_feedback_rows_reach_training(bot, examples):
     assert updated.loc[0, "text"] == "the exported note"
 
 
-def test_a_github_call_that_fails_for_good_is_logged_and_the_bot_goes_on(bot, fake, examples):
+def test_failed_github_call_is_logged(bot, fake, examples):
     example, next_example = examples.bug(), examples.bug()
     fake.inject(422, body={"message": "Validation Failed"}, path_contains=f"/issues/{example.number}/labels",
                 method="POST")
@@ -654,7 +658,7 @@ def test_a_github_call_that_fails_for_good_is_logged_and_the_bot_goes_on(bot, fa
         >= 1
 
 
-def test_stopping_gives_up_waiting_work_and_its_redelivery_is_accepted(tmp_path, fake, examples, served_model_dir):
+def test_shutdown_releases_waiting_deliveries(tmp_path, fake, examples, served_model_dir):
     example, other = examples.bug(), examples.other()
     # GitHub asks for a 10-minute pause before the comment: the bot is still waiting when it stops.
     fake.inject(403, body={"message": "You have exceeded a secondary rate limit."}, headers={"Retry-After": "600"},

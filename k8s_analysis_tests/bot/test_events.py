@@ -33,7 +33,7 @@ def decide(event: dict, bot_login: str = BOT):
     return route(Delivery("delivery", event["event"], payload_of(event)), bot_login)
 
 
-def test_case_25_each_event_gets_its_expected_decision():
+def test_route_case_25_events():
     case = load_case("case-25-webhook-event-filtering.json")
     events = {event["id"]: event for event in case["input"]["events"]}
 
@@ -47,12 +47,12 @@ def test_case_25_each_event_gets_its_expected_decision():
     assert isinstance(base_edit, Ignore) and "neither title nor body" in base_edit.reason
     assert isinstance(same_body, Ignore) and "neither title nor body" in same_body.reason
     assert isinstance(plain_issue_comment, Ignore) and "issue_comment" in plain_issue_comment.reason
-    # The issues event is routed as the original bot did; with no release note in it, the
-    # handler makes no GitHub call (tested against the server in test_bot.py).
+    # The issues event is routed as the original bot routed it. It has no release note, so the
+    # handler makes no GitHub call, which test_bot.py checks against the fake server.
     assert isinstance(plain_issue, Classify) and not plain_issue.item.is_pull_request
 
 
-def test_case_25_burst_of_opened_and_labeled_classifies_once():
+def test_route_labeled_burst():
     case = load_case("case-25-webhook-event-filtering.json")
     burst = next(event for event in case["input"]["events"] if event["id"] == "f")["burst"]
 
@@ -62,7 +62,7 @@ def test_case_25_burst_of_opened_and_labeled_classifies_once():
     assert "not a kind/* label" in decisions[1].reason
 
 
-def test_case_24_the_bots_own_events_are_ignored_and_the_humans_are_not():
+def test_route_case_24_events():
     case = load_case("case-24-bot-self-trigger-and-label-fight.json")
     decisions = {event["seq"]: decide(event) for event in case["input"]["events"]}
 
@@ -83,7 +83,7 @@ def test_case_24_the_bots_own_events_are_ignored_and_the_humans_are_not():
     ("kindbot", "kindbot2", False),
     ("kindbot", "", False),
 ])
-def test_own_events_are_recognised_by_login_with_or_without_the_app_suffix(bot_login, sender, own):
+def test_own_event_by_login(bot_login, sender, own):
     assert is_own_event({"sender": {"login": sender}}, bot_login) is own
 
 
@@ -97,7 +97,7 @@ MISSING = [None, {}, [], "text", 3]
                                                 [*MISSING, {"number": 5}, {"labels": None, "number": 5},
                                                  {"labels": [None, {"name": 3}, "kind/bug"], "number": 5}],
                                                 [None, {}, {"login": None}])))
-def test_no_missing_or_malformed_key_raises(changes, pull_request, sender):
+def test_route_malformed_payloads(changes, pull_request, sender):
     payload = {"action": "edited", "changes": changes, "pull_request": pull_request, "sender": sender,
                "repository": REPOSITORY}
     for event in ("pull_request", "issues", "issue_comment"):
@@ -105,7 +105,7 @@ def test_no_missing_or_malformed_key_raises(changes, pull_request, sender):
         assert isinstance(decision, Classify | Ignore)
 
 
-def test_a_body_edit_with_unknown_old_text_counts_as_changed():
+def test_body_edit_without_old_text():
     payload = payload_of({"event": "pull_request", "action": "edited", "number": 7, "changes": {"body": {}}})
 
     assert isinstance(route(Delivery("d", "pull_request", payload), BOT), Classify)
@@ -120,7 +120,7 @@ def test_a_body_edit_with_unknown_old_text_counts_as_changed():
     ("pull_request", {"action": "labeled", "label": {"name": "lgtm"}}, "not a kind/* label"),
     ("pull_request", {"action": "opened", "no_repository": True}, "no repository"),
 ])
-def test_events_the_bot_ignores_carry_their_reason(event, payload_change, reason):
+def test_ignored_events_have_reasons(event, payload_change, reason):
     pull_request = {"number": 9, "title": "t", "body": "b", "labels": [], "merged": payload_change.get("merged", False)}
     payload = {"action": payload_change.get("action"), "pull_request": pull_request, "repository": REPOSITORY,
                "sender": {"login": "user-a"}, "label": payload_change.get("label")}
@@ -135,7 +135,7 @@ def test_events_the_bot_ignores_carry_their_reason(event, payload_change, reason
     assert reason in decision.reason
 
 
-def test_synchronize_and_reopened_classify_and_a_kind_label_by_a_person_is_feedback():
+def test_route_synchronize_reopened_labeled():
     base = {"pull_request": {"number": 9, "title": "t", "body": "b", "labels": [{"name": "kind/bug"}]},
             "repository": REPOSITORY, "sender": {"login": "maintainer-b"}}
 
@@ -144,4 +144,5 @@ def test_synchronize_and_reopened_classify_and_a_kind_label_by_a_person_is_feedb
     feedback = route(Delivery("d", "pull_request", {**base, "action": "labeled",
                                                     "label": {"name": "kind/feature"}}), BOT)
     assert isinstance(feedback, Feedback)
-    assert feedback.item.labels == ("kind/bug",) and feedback.label == "kind/feature"
+    assert feedback.item.labels == ("kind/bug",)
+    assert feedback.label == "kind/feature"

@@ -28,11 +28,11 @@ def writer(fake, **options) -> GitHubWriter:
     return GitHubWriter(fake.base_url, TOKEN, retry=options.pop("retry", FAST), **options)
 
 
-def test_login_comes_from_get_user(fake):
+def test_login_from_get_user(fake):
     assert writer(fake).login() == BOT_USER["login"]
 
 
-def test_a_502_on_create_is_retried_into_exactly_one_comment(fake, number):
+def test_create_retried_after_502(fake, number):
     fake.inject(502, path_contains="/comments", method="POST")
 
     comment_id = writer(fake).create_comment(REPOSITORY, number, f"{MARKER}\nhello", BOT_USER["login"])
@@ -42,26 +42,27 @@ def test_a_502_on_create_is_retried_into_exactly_one_comment(fake, number):
     assert [request.status for request in fake.writes()] == [502, 201]
 
 
-def test_a_502_after_github_stored_the_comment_does_not_create_a_second(fake, number):
+def test_create_after_stored_502_no_duplicate(fake, number):
     fake.inject(502, path_contains="/comments", method="POST", after=True)
 
     comment_id = writer(fake).create_comment(REPOSITORY, number, f"{MARKER}\nhello", BOT_USER["login"])
 
     comments = fake.comments(number)
-    assert len(comments) == 1 and comments[0]["id"] == comment_id
+    assert len(comments) == 1
+    assert comments[0]["id"] == comment_id
     # The retry looked for the marker instead of posting again.
     assert [(request.method, request.status) for request in fake.requests if "/comments" in request.path] == [
         ("POST", 502), ("GET", 200)]
 
 
-def test_a_comment_with_the_marker_by_someone_else_is_not_the_bots(fake, number):
+def test_find_comment_skips_other_authors(fake, number):
     fake.add_comment(number, f"Quoting the bot:\n{MARKER}\n> 91%", {"login": "maintainer-b", "id": 5})
     own = fake.add_comment(number, f"{MARKER}\nmine", BOT_USER)
 
     assert writer(fake).find_comment(REPOSITORY, number, BOT_USER["login"]) == (own["id"], own["body"])
 
 
-def test_the_comment_is_found_on_a_later_page(fake, number):
+def test_find_comment_on_later_page(fake, number):
     for index in range(130):
         fake.add_comment(number, f"comment {index}", {"login": f"user-{index}", "id": 100 + index})
     own = fake.add_comment(number, f"{MARKER}\nmine", BOT_USER)
@@ -70,7 +71,7 @@ def test_the_comment_is_found_on_a_later_page(fake, number):
     assert fake.count("/comments") == 2  # 100 per page
 
 
-def test_secondary_rate_limit_with_retry_after_is_waited_out(fake, number):
+def test_secondary_limit_waits_retry_after(fake, number):
     fake.inject(403, body={"message": "You have exceeded a secondary rate limit."}, headers={"Retry-After": "0.2"},
                 path_contains="/labels", method="POST")
 
@@ -80,7 +81,7 @@ def test_secondary_rate_limit_with_retry_after_is_waited_out(fake, number):
     assert [request.status for request in fake.writes()] == [403, 200]
 
 
-def test_a_client_error_is_not_retried_and_names_the_call(fake, number):
+def test_client_error_not_retried(fake, number):
     fake.inject(422, body={"message": "Validation Failed"}, path_contains="/labels", method="POST")
 
     with pytest.raises(GitHubCallError, match=r"could not add kind/bug to kubernetes/kubernetes#\d+: GitHub "
@@ -89,7 +90,7 @@ def test_a_client_error_is_not_retried_and_names_the_call(fake, number):
     assert len(fake.writes()) == 1
 
 
-def test_persistent_5xx_gives_up_after_the_attempts(fake, number):
+def test_persistent_5xx_gives_up(fake, number):
     fake.inject(503, path_contains="/labels", method="POST", times=10)
 
     with pytest.raises(GitHubCallError, match="GitHub returned 503, still failing after 4 attempt"):
@@ -97,7 +98,7 @@ def test_persistent_5xx_gives_up_after_the_attempts(fake, number):
     assert len(fake.writes()) == 4
 
 
-def test_removing_a_label_or_comment_that_is_gone_is_not_an_error(fake, number):
+def test_missing_label_or_comment_is_fine(fake, number):
     github = writer(fake)
     github.remove_label(REPOSITORY, number, "kind/not-there")
     github.delete_comment(REPOSITORY, number, 123456)
@@ -131,7 +132,7 @@ class FakeClock:
         self.now += seconds
 
 
-def test_the_limiter_allows_80_writes_a_minute_then_waits_for_the_oldest_to_age():
+def test_limiter_minute_window():
     clock = FakeClock()
     limiter = WriteLimiter(((80, 60.0), (500, 3600.0)), clock=clock.time, sleep=clock.sleep)
 
@@ -145,7 +146,7 @@ def test_the_limiter_allows_80_writes_a_minute_then_waits_for_the_oldest_to_age(
     assert clock.now == pytest.approx(1060.0)
 
 
-def test_the_hourly_window_holds_when_the_minute_window_has_room():
+def test_limiter_hour_window():
     clock = FakeClock()
     limiter = WriteLimiter(((80, 60.0), (500, 3600.0)), clock=clock.time, sleep=clock.sleep)
 
@@ -157,7 +158,7 @@ def test_the_hourly_window_holds_when_the_minute_window_has_room():
     assert clock.now == pytest.approx(1000.0 + 3600.0)
 
 
-def test_a_label_with_a_slash_is_removed(fake, number):
+def test_remove_label_with_slash(fake, number):
     fake.set_labels(number, ["kind/bug", "sig/node"])
 
     writer(fake).remove_label(REPOSITORY, number, "kind/bug")
@@ -167,7 +168,7 @@ def test_a_label_with_a_slash_is_removed(fake, number):
         f"/repos/{REPOSITORY}/issues/{number}/labels/kind%2Fbug"]
 
 
-def test_a_primary_rate_limit_longer_than_the_wait_limit_fails_at_once(fake, number):
+def test_long_primary_limit_fails_at_once(fake, number):
     reset = int(time.time()) + 2_000
     fake.inject(403, body={"message": "API rate limit exceeded for user ID 1."},
                 headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}, path_contains="/labels",

@@ -275,14 +275,14 @@ def feedback_frame(rows: list[tuple]) -> pd.DataFrame:
     return frame
 
 
-def test_feedback_relabels_known_notes_and_adds_unknown_ones():
+def test_feedback_relabels_and_adds():
     notes = pd.DataFrame({"pr_number": [1, 2, 3], "text": ["Fixed a crash.", "Added a flag.", "Removed a field."],
                           "is_bug": [True, False, False]})
     feedback = feedback_frame([
         (1, "Fixed a crash.", "kind/bug", "unlabeled", False, 10),
         (2, "Added a flag.", "kind/bug", "labeled", True, 10),
         (2, "Added a flag.", "kind/bug", "unlabeled", False, 20),  # the newest change of #2 wins
-        (3, "Removed a field.", "kind/feature", "labeled", None, 10),  # says nothing about kind/bug
+        (3, "Removed a field.", "kind/feature", "labeled", None, 10),  # not about kind/bug
         (4, "Fixed a leak in the kubelet.", "kind/bug", "labeled", True, 30),
     ])
 
@@ -294,9 +294,10 @@ def test_feedback_relabels_known_notes_and_adds_unknown_ones():
     assert notes["is_bug"].tolist() == [True, False, False]  # the input is not modified
 
 
-def test_no_feedback_leaves_the_notes_as_they_are():
+def test_no_feedback_changes_nothing():
     notes = pd.DataFrame({"pr_number": [1], "text": ["Fixed a crash."], "is_bug": [True]})
 
     for feedback in (None, feedback_frame([])):
         updated, counts = apply_feedback(notes, feedback)
-        assert updated is notes and counts["feedback_rows"] == 0
+        assert updated is notes
+        assert counts["feedback_rows"] == 0

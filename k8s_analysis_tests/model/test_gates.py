@@ -155,7 +155,7 @@ def test_same_split_uses_recorded_figures(notes_dir):
 
 
 @pytest.mark.slow
-def test_the_bots_feedback_relabels_training_notes(tmp_path):
+def test_classifier_reads_bot_feedback(tmp_path):
     """Corrections stored by the bot reach the classifier asset: one note relabelled, one added."""
     from k8s_analysis.bot.state import BotState, FeedbackRow
 
