@@ -51,6 +51,7 @@ class BotSettings:
     """The webhook secret; None only with --insecure-no-signature."""
     bot_login: str
     state_path: Path
+    api_url: str = "https://api.github.com"
     workers: int = 4
     reload_interval: float = 2.0
     drain_timeout_s: float = 30.0
@@ -65,6 +66,8 @@ class BotService:
         self.metrics = metrics
         self.store = store
         self.handled = 0
+        self.failed = 0
+        self.last_failure: str | None = None
         self._queues: dict[str, collections.deque[Work]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._stopping = False
@@ -143,21 +146,29 @@ class BotService:
                 try:
                     async with self._limiter:
                         summary = await anyio.to_thread.run_sync(self.handler.handle, work)
-                except GitHubCallError:
+                except GitHubCallError as error:
                     if self._stopping:
                         self._release(work)
                         continue
-                    self._finish("failed")  # logged by the handler, without a traceback
+                    # Logged by the handler, without a traceback.
+                    self._fail(work, str(error))
                     continue
-                except Exception:  # noqa: BLE001 - one failed item must not stop the others
+                except Exception as error:  # noqa: BLE001 - one failed item must not stop the others
                     logger.exception("%s: delivery %s failed", key, work.delivery_id)
-                    self._finish("failed")
+                    self._fail(work, f"{type(error).__name__}: {error}")
                     continue
                 logger.info("delivery %s: %s", work.delivery_id, summary)
                 self._finish("done")
         finally:
             self._tasks.pop(key, None)
             self._queues.pop(key, None)
+
+    def _fail(self, work: Work, error: str) -> None:
+        """Count a delivery that failed and forget its id, so that GitHub's "Redeliver" retries it."""
+        self.deliveries.release(work.delivery_id)
+        self.failed += 1
+        self.last_failure = f"delivery {work.delivery_id} for {work.decision.item.key}: {error}"
+        self._finish("failed")
 
     def _release(self, work: Work) -> None:
         """Give up a delivery at shutdown and forget its id, so that a redelivery is accepted."""
@@ -185,7 +196,8 @@ class BotService:
     async def healthz(self, request: Request) -> Response:
         ready, model = await anyio.to_thread.run_sync(self.ready)
         body = {"status": "ok" if ready else "no model", "model": model, "pending": self.pending,
-                "handled": self.handled, "dry_run": self.handler.github.dry_run}
+                "handled": self.handled, "failed": self.failed, "last_failure": self.last_failure,
+                "dry_run": self.handler.github.dry_run}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_route(self, request: Request) -> Response:
@@ -208,8 +220,9 @@ class BotService:
             await self.store.reload()
             if self.settings.reload_interval > 0:
                 tasks.append(asyncio.create_task(self.store.watch(self.settings.reload_interval)))
-        logger.info("bot ready as %s; predictions from %s", self.settings.bot_login,
-                    self.handler.predictions.describe())
+        logger.info("bot ready as %s: GitHub API at %s, predictions from %s, state in %s%s", self.settings.bot_login,
+                    self.settings.api_url, self.handler.predictions.describe(), self.settings.state_path,
+                    " (dry run: no writes to GitHub, no feedback rows)" if self.handler.github.dry_run else "")
         try:
             yield
         finally:

@@ -11,15 +11,16 @@ from dataclasses import dataclass
 
 MARKER = "<!-- k8s-analysis-bot: kind/bug prediction -->"
 BUG_LABEL = "kind/bug"
-# Label outcomes, each a sentence of the comment.
+# What the bot did with the label, as the log shows it; label_sentence turns each into the
+# comment's sentence.
 ADDED = "added"
 REMOVED = "removed"
-KEPT = "kept"
-LEFT_OFF = "left-off"
-KEPT_BY_HUMAN = "kept-by-human"
-LEFT_OFF_BY_HUMAN = "left-off-by-human"
-NOT_ADDED = "not-added"
-UNCHANGED = "unchanged"
+KEPT = "already set"
+LEFT_OFF = "not added"
+NOT_ADDED = "set before the prediction, left alone"
+KEPT_BY_HUMAN = "added by a person, never removed"
+LEFT_OFF_BY_HUMAN = "removed by a person, never added again"
+UNCHANGED = "left alone (low information)"
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,10 @@ def label_sentence(outcome: str, override_by: str | None) -> str:
     return {
         ADDED: f"I added the `{BUG_LABEL}` label.",
         REMOVED: f"I removed the `{BUG_LABEL}` label that I had added earlier.",
-        KEPT: f"The `{BUG_LABEL}` label stays.",
+        KEPT: f"The `{BUG_LABEL}` label was already set.",
         LEFT_OFF: f"I did not add the `{BUG_LABEL}` label.",
-        NOT_ADDED: f"The `{BUG_LABEL}` label was there before me; I leave it to the people on this pull request.",
+        NOT_ADDED: f"The `{BUG_LABEL}` label was set before my prediction, so I leave it to the people on this "
+                   "pull request.",
         KEPT_BY_HUMAN: f"{person} added `{BUG_LABEL}`, so I never remove it.",
         LEFT_OFF_BY_HUMAN: f"{person} removed `{BUG_LABEL}`, so I never add it again.",
         UNCHANGED: f"I did not change the `{BUG_LABEL}` label.",

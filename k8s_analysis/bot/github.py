@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 CONNECTION_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
                      TimeoutError)
 RATE_LIMIT_TEXT = "rate limit"
+FIXES = {
+    401: "; check GITHUB_TOKEN",
+    403: "; check that the token may write to issues and pull requests of this repository",
+    404: "; check the repository and --api-url, and that the token can see the repository",
+}
 
 
 class GitHubCallError(RuntimeError):
@@ -115,6 +120,7 @@ class GitHubWriter:
         self.retry = retry
         self.calls = 0
         self._stopping = threading.Event()
+        self._dry_run_comments = 0
         self._github = Github(base_url=self.api_url, auth=Auth.Token(token) if token else None, retry=None,
                               timeout=timeout_s, per_page=100, seconds_between_requests=0,
                               seconds_between_writes=0, lazy=True)
@@ -149,10 +155,12 @@ class GitHubWriter:
     # -- writes -----------------------------------------------------------
 
     def create_comment(self, repository: str, number: int, body: str, bot_login: str) -> int | None:
-        """Create the comment and return its id (None in dry-run mode)."""
+        """Create the comment and return its id (a negative stand-in id in dry-run mode)."""
         if self.dry_run:
             logger.info("dry run: would comment on %s#%d:\n%s", repository, number, body)
-            return None
+            # Negative ids stand for comments a dry run did not create.
+            self._dry_run_comments += 1
+            return -self._dry_run_comments
         issue = self._github.get_repo(repository).get_issue(number)
         sent = False
 
@@ -228,8 +236,8 @@ class GitHubWriter:
                     return _MISSING
                 wait, reason = self._retry_wait(error, attempt)
                 if wait is None:
-                    raise GitHubCallError(f"could not {what}: GitHub returned {status}: {_message(error)}",
-                                          status) from None
+                    raise GitHubCallError(f"could not {what}: GitHub returned {status}: {_message(error)}"
+                                          f"{FIXES.get(status, '')}", status) from None
             except CONNECTION_ERRORS as error:
                 wait, reason = self.retry.backoff(attempt), f"connection failed ({type(error).__name__})"
             if waited + wait > self.retry.max_wait_s:

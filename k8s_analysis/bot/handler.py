@@ -81,8 +81,7 @@ class Handler:
                 self._write(item, lambda: self.github.delete_comment(item.repository, item.number,
                                                                      state.comment_id))
                 summary += f"; deleted comment {state.comment_id}"
-                if not self.github.dry_run:
-                    state.comment_id, state.comment_digest = None, None
+                state.comment_id, state.comment_digest = None, None
             state.note = None
             self.state.save_item(item.repository, item.number, state)
             return summary
@@ -109,7 +108,8 @@ class Handler:
                 f"(threshold {prediction.threshold:.3f}, model {prediction.version}), label {outcome}")
 
     def _apply_label(self, item: Item, state: ItemState, prediction: Prediction) -> str:
-        present = BUG_LABEL in item.labels
+        # A dry run changes no label on GitHub, so its state stands in for the labels it would have set.
+        present = BUG_LABEL in item.labels or (self.github.dry_run and state.bot_added)
         if prediction.low_information:
             return comments.UNCHANGED
         if prediction.is_bug:
@@ -117,25 +117,28 @@ class Handler:
                 self._disagree(item, state, prediction, "removed")
                 return comments.LEFT_OFF_BY_HUMAN
             if present:
-                return comments.KEPT
+                # The bot's own label stays as the comment reports it, so the comment needs no edit.
+                return comments.ADDED if state.bot_added else comments.KEPT
             self._write(item, lambda: self.github.add_label(item.repository, item.number, BUG_LABEL))
-            if not self.github.dry_run:
-                state.bot_added = True
-            self.metrics.label_changes.labels("added").inc()
+            state.bot_added = True
+            self._count_label_change("added")
             return comments.ADDED
         if state.override == OVERRIDE_ADDED:
             self._disagree(item, state, prediction, "added")
             return comments.KEPT_BY_HUMAN
         if present and state.bot_added:
             self._write(item, lambda: self.github.remove_label(item.repository, item.number, BUG_LABEL))
-            if not self.github.dry_run:
-                state.bot_added = False
-            self.metrics.label_changes.labels("removed").inc()
+            state.bot_added = False
+            self._count_label_change("removed")
             return comments.REMOVED
         if present:
             self._disagree(item, state, prediction, "set before the bot")
             return comments.NOT_ADDED
         return comments.LEFT_OFF
+
+    def _count_label_change(self, change: str) -> None:
+        if not self.github.dry_run:
+            self.metrics.label_changes.labels(change).inc()
 
     def _disagree(self, item: Item, state: ItemState, prediction: Prediction, how: str) -> None:
         self.metrics.disagreements.inc()
@@ -162,8 +165,7 @@ class Handler:
             logger.info("%s: comment %d was deleted on GitHub; writing a new one", item.key, state.comment_id)
         comment_id = self._write(item, lambda: self.github.create_comment(item.repository, item.number, body,
                                                                           self.bot_login))
-        if not self.github.dry_run:
-            state.comment_id, state.comment_digest = comment_id, new_digest
+        state.comment_id, state.comment_digest = comment_id, new_digest
 
     def _write(self, item: Item, call):
         """Run one write call within the item's hourly budget."""
@@ -175,8 +177,8 @@ class Handler:
                 f"{self.writes_per_item_per_hour}); no more writes to it this hour. Look for another bot or "
                 "person undoing this bot's changes")
         result = call()
+        self.state.record_write(item.repository, item.number, now)
         if not self.github.dry_run:
-            self.state.record_write(item.repository, item.number, now)
             self.metrics.writes.inc()
         return result
 

@@ -52,18 +52,23 @@ def build_service(options: BotOptions, layout: DataLayout) -> BotService:
     message that names the fix. The token and the secret are never part of a message.
     """
     secret = os.environ.get(SECRET_ENV) or None
+    token = os.environ.get(TOKEN_ENV) or None
+    problems = []
     if secret is None and not options.insecure_no_signature:
-        raise ValueError(f"the bot needs the webhook secret in {SECRET_ENV} (the one set on the GitHub webhook); "
-                         "for local tests only, --insecure-no-signature accepts unsigned deliveries")
+        problems.append(f"the webhook secret in {SECRET_ENV} (the one set on the GitHub webhook; for local tests "
+                        "only, --insecure-no-signature accepts unsigned deliveries)")
+    if token is None and not options.dry_run:
+        problems.append(f"a GitHub token in {TOKEN_ENV} with write access to issues and pull requests (--dry-run "
+                        "works without one)")
+    if token is None and options.dry_run and options.bot_login is None:
+        problems.append(f"--bot-login NAME, because without {TOKEN_ENV} the bot cannot read its login from GET /user")
+    if problems:
+        raise ValueError("the bot needs " + ", and ".join(problems))
     if secret is not None and options.insecure_no_signature:
         logger.warning("--insecure-no-signature given, so %s is not used and no signature is checked", SECRET_ENV)
         secret = None
     if secret is None:
         logger.warning("signature checks are OFF: anyone who reaches this port can send events")
-    token = os.environ.get(TOKEN_ENV) or None
-    if token is None and not options.dry_run:
-        raise ValueError(f"the bot needs a GitHub token in {TOKEN_ENV} with write access to issues and pull "
-                         "requests; --dry-run works without one")
 
     windows = ((options.writes_per_minute, 60.0), (max(options.writes_per_minute * 6, 1), 3600.0))
     github = GitHubWriter(options.api_url, token, dry_run=options.dry_run, limiter=WriteLimiter(windows),
@@ -82,10 +87,13 @@ def build_service(options: BotOptions, layout: DataLayout) -> BotService:
     else:
         store = ModelStore(options.model_dir or layout.current_model_dir, "kubernetes-analysis", metrics)
         predictions = LocalPredictions(store)
-    path = layout.bot_state_path
-    state = BotState(path, feedback_path=layout.label_feedback_path)
+    # A dry run keeps its state apart and stores no feedback, so it never changes what a real
+    # run remembers or what training reads.
+    path = layout.bot_state_path.with_name("dry-run.sqlite") if options.dry_run else layout.bot_state_path
+    state = BotState(path, feedback_path=None if options.dry_run else layout.label_feedback_path)
     handler = Handler(github, predictions, state, metrics, login, options.writes_per_item_per_hour)
-    settings = BotSettings(secret=secret, bot_login=login, state_path=path, reload_interval=options.reload_interval,
+    settings = BotSettings(secret=secret, bot_login=login, state_path=path, api_url=options.api_url,
+                           reload_interval=options.reload_interval,
                            drain_timeout_s=options.shutdown_timeout_s)
     return BotService(settings, handler, DeliveryStore(path), metrics, store)
 

@@ -147,6 +147,12 @@ def test_opened_bug_gets_label_and_comment(bot, fake, examples):
     comment_id = only_comment(fake, example.number)["id"]
     assert writes_for(fake, example.number, [comment_id]) == [LABEL_POST, COMMENT_POST]
 
+    # A push changes neither the note nor the prediction, so nothing is written again.
+    bot.deliver("pull_request", pull_request_payload(with_example_labels(example, fake).item, "synchronize"))
+    bot.wait_idle()
+
+    assert writes_for(fake, example.number, [comment_id]) == [LABEL_POST, COMMENT_POST]
+
 
 def test_edit_to_non_bug_removes_label(bot, fake, examples):
     example, other = examples.bug(), examples.other()
@@ -267,7 +273,7 @@ def test_human_label_is_never_removed(bot, fake, examples):
 
     assert BUG in fake.labels(example.number)
     body = only_comment(fake, example.number)["body"]
-    assert "was there before me; I leave it to the people on this pull request" in body
+    assert "was set before my prediction, so I leave it to the people on this pull request" in body
     assert writes_for(fake, example.number, [only_comment(fake, example.number)["id"]]) == [COMMENT_POST]
     assert metric(bot, "k8s_analysis_bot_disagreements_total") >= 1
 
@@ -486,20 +492,30 @@ def test_restart_keeps_deliveries_and_comment(tmp_path, fake, examples, served_m
 
 def test_dry_run_writes_nothing(tmp_path, fake, examples, served_model_dir):
     example = examples.bug()
-    bot = RunningBot(tmp_path / "data", fake.base_url, "--dry-run", "--bot-login", BOT_USER["login"],
+    data_dir = tmp_path / "data"
+    bot = RunningBot(data_dir, fake.base_url, "--dry-run", "--bot-login", BOT_USER["login"],
                      model_dir=served_model_dir, token=None)
     before = len(fake.writes())
     try:
         bot.deliver("pull_request", pull_request_payload(example.item, "opened"))
+        bot.deliver("pull_request", pull_request_payload(example.item, "synchronize"))
+        bot.deliver("pull_request", pull_request_payload(example.item, "unlabeled", HUMAN, label={"name": BUG}))
         bot.wait_idle()
-        assert bot.health()["dry_run"] is True
+        health = bot.health()
     finally:
         bot.stop()
 
+    assert health["dry_run"] is True
     assert len(fake.writes()) == before
     log = bot.log()
-    assert f"dry run: would add kind/bug to {REPOSITORY}#{example.number}" in log
-    assert f"dry run: would comment on {REPOSITORY}#{example.number}" in log
+    # The second event would change nothing, so it logs no second comment or label.
+    assert log.count(f"dry run: would add kind/bug to {REPOSITORY}#{example.number}") == 1
+    assert log.count(f"dry run: would comment on {REPOSITORY}#{example.number}") == 1
+    assert "dry run: would edit" not in log
+    # Nothing a real run reads was written: no feedback table and no state of the real bot.
+    assert not (data_dir / "tables" / "label_feedback.parquet").exists()
+    assert not (data_dir / "bot" / "state.sqlite").exists()
+    assert (data_dir / "bot" / "dry-run.sqlite").exists()
 
 
 def test_write_budget_stops_writes(tmp_path, fake, examples, served_model_dir):
@@ -582,17 +598,30 @@ def run_bot_command(tmp_path, *options, env=None) -> subprocess.CompletedProcess
 def test_start_fails_without_secrets(tmp_path, fake):
     no_secret = run_bot_command(tmp_path, "--api-url", fake.base_url, env={"GITHUB_TOKEN": TOKEN})
     no_token = run_bot_command(tmp_path, "--api-url", fake.base_url, env={"GITHUB_WEBHOOK_SECRET": SECRET})
+    neither = run_bot_command(tmp_path, "--api-url", fake.base_url)
+    dry_run_without_login = run_bot_command(tmp_path, "--dry-run", env={"GITHUB_WEBHOOK_SECRET": SECRET})
     bad_token = run_bot_command(tmp_path, "--api-url", fake.base_url,
                                 env={"GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp-wrong-7d1e"})
     bad_url = run_bot_command(tmp_path, "--predict-url", "127.0.0.1:8080", env={"GITHUB_TOKEN": TOKEN})
 
-    assert no_secret.returncode == 2 and "GITHUB_WEBHOOK_SECRET" in no_secret.stderr
+    assert no_secret.returncode == 2
+    assert "the bot needs the webhook secret in GITHUB_WEBHOOK_SECRET" in no_secret.stderr
     assert "--insecure-no-signature" in no_secret.stderr
-    assert no_token.returncode == 2 and "needs a GitHub token in GITHUB_TOKEN" in no_token.stderr
+    assert no_token.returncode == 2
+    assert "the bot needs a GitHub token in GITHUB_TOKEN" in no_token.stderr
+    assert neither.returncode == 2
+    assert "GITHUB_WEBHOOK_SECRET" in neither.stderr
+    assert "GITHUB_TOKEN" in neither.stderr
+    # Without a token a dry run cannot read its login, so it stops at once instead of calling GitHub.
+    assert dry_run_without_login.returncode == 2
+    assert "--bot-login NAME, because without GITHUB_TOKEN" in dry_run_without_login.stderr
     assert bad_token.returncode == 2
-    assert "could not read the bot's login (GET /user): GitHub returned 401: Bad credentials" in bad_token.stderr
-    assert "--bot-login" in bad_token.stderr and "ghp-wrong-7d1e" not in bad_token.stderr + bad_token.stdout
-    assert bad_url.returncode == 2 and "invalid --predict-url '127.0.0.1:8080'" in bad_url.stderr
+    assert ("could not read the bot's login (GET /user): GitHub returned 401: Bad credentials; check GITHUB_TOKEN"
+            in bad_token.stderr)
+    assert "--bot-login" in bad_token.stderr
+    assert "ghp-wrong-7d1e" not in bad_token.stderr + bad_token.stdout
+    assert bad_url.returncode == 2
+    assert "invalid --predict-url '127.0.0.1:8080'" in bad_url.stderr
 
 
 def test_insecure_mode_accepts_unsigned(tmp_path, fake, examples, served_model_dir):
@@ -643,19 +672,30 @@ def test_failed_github_call_is_logged(bot, fake, examples):
     example, next_example = examples.bug(), examples.bug()
     fake.inject(422, body={"message": "Validation Failed"}, path_contains=f"/issues/{example.number}/labels",
                 method="POST")
+    failed_before = bot.health()["failed"]
 
-    bot.deliver("pull_request", pull_request_payload(example.item, "opened"))
+    bot.deliver("pull_request", pull_request_payload(example.item, "opened"), delivery_id="fails-once")
     bot.deliver("pull_request", pull_request_payload(next_example.item, "opened"))
     bot.wait_idle()
+    health = bot.health()
 
     # The label failed, so no comment claims it was added; the next pull request is handled as usual.
-    assert fake.comments(example.number) == [] and BUG not in fake.labels(example.number)
-    assert re.search(rf"#{example.number}: delivery [0-9a-f-]+ not carried out: could not add kind/bug to "
+    assert fake.comments(example.number) == []
+    assert BUG not in fake.labels(example.number)
+    assert re.search(rf"#{example.number}: delivery fails-once not carried out: could not add kind/bug to "
                      rf"{REPOSITORY}#{example.number}: GitHub returned 422: Validation Failed", bot.log())
     assert "Traceback" not in bot.log()
     assert BUG in fake.labels(next_example.number)
-    assert metric(bot, 'k8s_analysis_bot_handled_total{result="failed"}'.replace("{", r"\{").replace("}", r"\}")) \
-        >= 1
+    assert health["failed"] == failed_before + 1
+    assert health["last_failure"].startswith(f"delivery fails-once for {REPOSITORY}#{example.number}: could not")
+
+    # The failed delivery's id was forgotten, so GitHub's "Redeliver" carries it out.
+    status, _ = bot.deliver("pull_request", pull_request_payload(example.item, "opened"), delivery_id="fails-once")
+    bot.wait_idle()
+
+    assert status == 202
+    assert BUG in fake.labels(example.number)
+    only_comment(fake, example.number)
 
 
 def test_shutdown_releases_waiting_deliveries(tmp_path, fake, examples, served_model_dir):

@@ -112,7 +112,7 @@ def test_dry_run_sends_no_write(fake, number, caplog):
     github = writer(fake, dry_run=True)
 
     github.add_label(REPOSITORY, number, "kind/bug")
-    assert github.create_comment(REPOSITORY, number, "body text", BOT_USER["login"]) is None
+    assert github.create_comment(REPOSITORY, number, "body text", BOT_USER["login"]) == -1
 
     assert fake.writes() == []
     assert f"dry run: would add kind/bug to {REPOSITORY}#{number}" in caplog.text
