@@ -147,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default 2; 0 turns the check off, POST /v1/models/NAME/load still reloads)")
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default)")
 
+    commands.add_parser(
+        "rollback", parents=[common],
+        help="promote the model version that was current before the last promotion",
+        description="Point DATA_DIR/models/current back at DATA_DIR/models/previous, and keep the version it "
+                    "leaves as the new previous, so a second rollback undoes the first. A running prediction "
+                    "server and bot load it within their reload interval.",
+    )
+
     bot = commands.add_parser(
         "bot", parents=[common],
         help="run the labelling bot: a GitHub webhook and Prow external-plugin server",
@@ -205,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve_command(args, layout, parser)
         if args.command == "bot":
             return bot_command(args, layout, parser)
+        if args.command == "rollback":
+            return rollback_command(layout)
         return predict_command(args, layout, parser)
     except (ValueError, RuntimeError, OSError) as error:  # GitHubError and ExportBusyError included
         print(f"k8s-analysis {args.command}: error: {error}", file=sys.stderr)
@@ -491,6 +501,15 @@ def serve_command(args: argparse.Namespace, layout: DataLayout, parser: argparse
     except ValueError as error:
         parser.error(str(error))
     serve(settings, args.host, args.port, args.workers, args.access_log)
+    return 0
+
+
+def rollback_command(layout: DataLayout) -> int:
+    from k8s_analysis.model.bundle import rollback
+
+    left, current = rollback(layout.models_dir)
+    print(f"rolled back: {layout.current_model_dir} now points at {current} (was {left}); run rollback again "
+          "to undo")
     return 0
 
 

@@ -219,3 +219,28 @@ def test_train_tune_saves_and_uses_config(data_dir, tmp_path):
     manifest = json.loads((root / "models" / "current" / "manifest.json").read_text())
     assert manifest["config_source"] == f"tuned: {root / 'models' / 'tuned-config.json'}"
     assert {name: manifest["config"][name] for name in tuned["config"]} == tuned["config"]
+
+
+def test_rollback_swaps_versions(served_model_dir, tmp_path):
+    from k8s_analysis.model.bundle import promote
+    from k8s_analysis_tests.serving.running import copy_version
+
+    models_dir = tmp_path / "data" / "models"
+    for version in ("20250101T000000Z-00000001", "20250102T000000Z-00000002"):
+        copy_version(served_model_dir, models_dir, version)
+        promote(models_dir, version)
+
+    first = cli("--data-dir", str(tmp_path / "data"), "rollback")
+    second = cli("--data-dir", str(tmp_path / "data"), "rollback")
+
+    assert first.returncode == 0
+    assert "now points at 20250101T000000Z-00000001 (was 20250102T000000Z-00000002)" in first.stdout
+    assert second.returncode == 0
+    assert os.readlink(models_dir / "current") == "20250102T000000Z-00000002"
+
+
+def test_rollback_without_previous_says_why(tmp_path):
+    result = cli("--data-dir", str(tmp_path / "data"), "rollback")
+
+    assert result.returncode == 2
+    assert "k8s-analysis rollback: error: nothing to roll back to" in result.stderr

@@ -142,13 +142,49 @@ def save_network(network, path: Path) -> None:
 
 
 def promote(models_dir: Path, version: str) -> Path:
-    """Point ``models/current`` at ``version`` by replacing the symbolic link atomically."""
+    """Point ``models/current`` at ``version`` by replacing the symbolic link atomically.
+
+    The version ``current`` pointed at before is kept as ``models/previous``, which
+    ``rollback`` promotes again.
+    """
+    if not (models_dir / version / MANIFEST_FILE).is_file():
+        raise ModelLoadError(f"cannot promote {version}: {models_dir / version} has no {MANIFEST_FILE}; "
+                             f"the versions in {models_dir} are {', '.join(list_versions(models_dir)) or 'none'}")
     current = models_dir / "current"
-    temporary = models_dir / f".tmp-current-{os.getpid()}"
-    temporary.unlink(missing_ok=True)
-    temporary.symlink_to(version, target_is_directory=True)
-    os.replace(temporary, current)
+    before = os.readlink(current) if current.is_symlink() else None
+    if before is not None and before != version:
+        _replace_link(models_dir / "previous", before)
+    _replace_link(current, version)
     return current
+
+
+def rollback(models_dir: Path) -> tuple[str, str]:
+    """Promote the version ``models/previous`` points at; return (the version left, the version now current)."""
+    previous = models_dir / "previous"
+    if not previous.is_symlink():
+        raise ModelLoadError(f"nothing to roll back to: {previous} does not exist, so no model was promoted "
+                             "after another one")
+    current = models_dir / "current"
+    left = os.readlink(current) if current.is_symlink() else "(none)"
+    target = os.readlink(previous)
+    promote(models_dir, target)
+    return left, target
+
+
+def list_versions(models_dir: Path) -> list[str]:
+    """Return the version folders under ``models_dir``, oldest name first."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(path.name for path in models_dir.iterdir()
+                  if path.is_dir() and not path.is_symlink() and (path / MANIFEST_FILE).is_file())
+
+
+def _replace_link(link: Path, target: str) -> None:
+    """Make ``link`` a symbolic link to ``target`` in one rename, so readers never see it missing."""
+    temporary = link.with_name(f".tmp-{link.name}-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(target, target_is_directory=True)
+    os.replace(temporary, link)
 
 
 ACTIVATIONS = {

@@ -27,6 +27,7 @@ from k8s_analysis.model.bundle import (
     Predictor,
     new_version_name,
     promote,
+    rollback,
     save_bundle,
 )
 from k8s_analysis.model.dataset import SPLIT_VALIDATION, build_dataset
@@ -233,7 +234,37 @@ def test_second_promote_replaces_link(saved_dir, tmp_path):
 
     assert current.is_symlink()
     assert current.readlink().as_posix() == second
-    assert sorted(path.name for path in models_dir.iterdir()) == sorted([VERSION, second, "current"])
+    assert (models_dir / "previous").readlink().as_posix() == VERSION
+    assert sorted(path.name for path in models_dir.iterdir()) == sorted([VERSION, second, "current", "previous"])
+
+
+@pytest.mark.slow
+def test_rollback_swaps_current_and_previous(saved_dir, tmp_path):
+    models_dir = copy_bundle(saved_dir, tmp_path).parent
+    second = "20240203T000000Z-12345678"
+    shutil.copytree(models_dir / VERSION, models_dir / second)
+    promote(models_dir, VERSION)
+    promote(models_dir, second)
+
+    assert rollback(models_dir) == (second, VERSION)
+    assert (models_dir / "current").readlink().as_posix() == VERSION
+    assert (models_dir / "previous").readlink().as_posix() == second
+    # A second rollback undoes the first.
+    assert rollback(models_dir) == (VERSION, second)
+
+
+def test_rollback_without_previous_fails(tmp_path):
+    with pytest.raises(ModelLoadError, match="nothing to roll back to"):
+        rollback(tmp_path)
+
+
+@pytest.mark.slow
+def test_promote_unknown_version_fails(saved_dir, tmp_path):
+    models_dir = copy_bundle(saved_dir, tmp_path).parent
+
+    with pytest.raises(ModelLoadError, match=rf"cannot promote v-missing: .* the versions in .* are {VERSION}"):
+        promote(models_dir, "v-missing")
+    assert not (models_dir / "current").exists()
 
 
 @pytest.mark.slow
