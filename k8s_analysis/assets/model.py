@@ -7,8 +7,9 @@ import dagster as dg
 import pandas as pd
 
 from k8s_analysis.assets.analysis import chart_markdown
+from k8s_analysis.atomic import write_parquet
 from k8s_analysis.model import evaluation
-from k8s_analysis.model.bundle import new_version_name, promote, save_bundle
+from k8s_analysis.model.bundle import TRAINING_LABELS_FILE, new_version_name, promote, save_bundle
 from k8s_analysis.model.dataset import SplitConfig, apply_feedback, build_dataset, release_key
 from k8s_analysis.model.gates import (
     BEATS_BASELINE,
@@ -173,6 +174,8 @@ def kind_bug_classifier(
         "history": trained.history,
     }
     path = save_bundle(trained, layout.models_dir, version, training)
+    labels = release_notes[["pr_number", "is_bug"]].astype({"pr_number": "int64", "is_bug": bool})
+    write_parquet(labels.reset_index(drop=True), path / TRAINING_LABELS_FILE)
     promoted_now = passed and config.promote
     if promoted_now:
         promote(layout.models_dir, version)

@@ -38,6 +38,8 @@ from k8s_analysis.model.features import NoteFeatures
 from k8s_analysis.model.text import clean_text
 
 FEATURES_FILE = "features.json"
+# The (pr_number, is_bug) pairs the model was trained from; the retrain sensor compares the tables with it.
+TRAINING_LABELS_FILE = "training-labels.parquet"
 WEIGHTS_FILE = "weights.npz"
 NETWORK_FILE = "network.keras"
 MANIFEST_FILE = "manifest.json"

@@ -4,6 +4,7 @@ import json
 import os
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from k8s_analysis.assets import all_assets
@@ -174,3 +175,7 @@ def test_classifier_reads_bot_feedback(tmp_path):
     metadata = materialization_metadata(materialize_classifier(tmp_path, {**WEAK, **RELAXED}), "kind_bug_classifier")
 
     assert metadata["feedback"] == {"feedback_rows": 2, "relabelled": 1, "added": 1}
+    # The model records what it learnt from, which the retrain sensor compares with the tables.
+    labels = pd.read_parquet(layout.models_dir / metadata["version"] / "training-labels.parquet")
+    assert len(labels) == len(notes) + 1
+    assert bool(labels.loc[labels["pr_number"] == int(bug["pr_number"]), "is_bug"].iloc[0]) is False
