@@ -14,6 +14,7 @@ BUG_LABEL = "kind/bug"
 # What the bot did with the label, as the log shows it; label_sentence turns each into the
 # comment's sentence.
 ADDED = "added"
+ADDED_EARLIER = "added by the bot earlier"
 REMOVED = "removed"
 KEPT = "already set"
 LEFT_OFF = "not added"
@@ -40,6 +41,7 @@ def label_sentence(outcome: str, override_by: str | None) -> str:
     person = f"@{override_by}" if override_by else "a person"
     return {
         ADDED: f"I added the `{BUG_LABEL}` label.",
+        ADDED_EARLIER: f"I added the `{BUG_LABEL}` label.",
         REMOVED: f"I removed the `{BUG_LABEL}` label that I had added earlier.",
         KEPT: f"The `{BUG_LABEL}` label was already set.",
         LEFT_OFF: f"I did not add the `{BUG_LABEL}` label.",
@@ -56,7 +58,8 @@ def _phrases(explanation: dict | None) -> str:
         return ""
     lines = []
     for direction, title in (("up", "towards a bug fix"), ("down", "against")):
-        entries = explanation.get(direction) or []
+        # A word whose effect rounds to 0.00 says nothing to a reader.
+        entries = [entry for entry in explanation.get(direction) or [] if abs(entry["log_odds"]) >= 0.005]
         if entries:
             listed = ", ".join(f"`{entry['ngram']}` ({entry['log_odds']:+.2f})" for entry in entries[:3])
             lines.append(f"- {title}: {listed}")

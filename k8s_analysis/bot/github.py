@@ -136,6 +136,10 @@ class GitHubWriter:
 
     # -- reads ------------------------------------------------------------
 
+    def check_token(self) -> None:
+        """Make one cheap authenticated call (``GET /rate_limit``), so that a wrong token fails at start."""
+        self._call("check the token (GET /rate_limit)", self._github.get_rate_limit)
+
     def login(self) -> str:
         """Return the login of the token's user (``GET /user``)."""
         return self._call("read the bot's login (GET /user)", lambda: self._github.get_user().login)
@@ -178,7 +182,7 @@ class GitHubWriter:
     def edit_comment(self, repository: str, number: int, comment_id: int, body: str) -> bool:
         """Replace the comment's text; False when the comment no longer exists."""
         if self.dry_run:
-            logger.info("dry run: would edit comment %d on %s#%d:\n%s", comment_id, repository, number, body)
+            logger.info("dry run: would edit %s on %s#%d:\n%s", _comment_name(comment_id), repository, number, body)
             return True
         comment = IssueComment(self._requester, url=f"{self._repo_url(repository)}/issues/comments/{comment_id}")
         return self._call(f"edit comment {comment_id} on {repository}#{number}", lambda: comment.edit(body),
@@ -186,7 +190,7 @@ class GitHubWriter:
 
     def delete_comment(self, repository: str, number: int, comment_id: int) -> None:
         if self.dry_run:
-            logger.info("dry run: would delete comment %d on %s#%d", comment_id, repository, number)
+            logger.info("dry run: would delete %s on %s#%d", _comment_name(comment_id), repository, number)
             return
         comment = IssueComment(self._requester, url=f"{self._repo_url(repository)}/issues/comments/{comment_id}")
         self._call(f"delete comment {comment_id} on {repository}#{number}", comment.delete, write=True,
@@ -239,7 +243,7 @@ class GitHubWriter:
                     raise GitHubCallError(f"could not {what}: GitHub returned {status}: {_message(error)}"
                                           f"{FIXES.get(status, '')}", status) from None
             except CONNECTION_ERRORS as error:
-                wait, reason = self.retry.backoff(attempt), f"connection failed ({type(error).__name__})"
+                wait, reason = self.retry.backoff(attempt), f"connection to {self.api_url} failed ({type(error).__name__})"
             if waited + wait > self.retry.max_wait_s:
                 raise GitHubCallError(f"could not {what}: {reason}, and waiting {wait:.0f} s more would pass the "
                                       f"bot's limit of {self.retry.max_wait_s:.0f} s per call")
@@ -270,6 +274,11 @@ class GitHubWriter:
 
 
 _MISSING = object()
+
+
+def _comment_name(comment_id: int) -> str:
+    """Name a comment in a dry-run log; negative ids stand for comments the dry run did not create."""
+    return f"comment {comment_id}" if comment_id > 0 else "the comment it would have created"
 
 
 def _message(error: GithubException) -> str:

@@ -66,7 +66,8 @@ class Handler:
             return str(error)
         except GitHubCallError as error:
             # Retries are spent; the next event of this item starts from the state stored so far.
-            logger.error("%s: delivery %s not carried out: %s", decision.item.key, work.delivery_id, error)
+            logger.error("%s: delivery %s not carried out: %s; its id is released, so GitHub's Redeliver retries it",
+                         decision.item.key, work.delivery_id, error)
             raise
 
     # -- classification ---------------------------------------------------------
@@ -80,7 +81,7 @@ class Handler:
             if state.comment_id is not None:
                 self._write(item, lambda: self.github.delete_comment(item.repository, item.number,
                                                                      state.comment_id))
-                summary += f"; deleted comment {state.comment_id}"
+                summary += "; deleted the bot's comment"
                 state.comment_id, state.comment_digest = None, None
             state.note = None
             self.state.save_item(item.repository, item.number, state)
@@ -108,8 +109,9 @@ class Handler:
                 f"(threshold {prediction.threshold:.3f}, model {prediction.version}), label {outcome}")
 
     def _apply_label(self, item: Item, state: ItemState, prediction: Prediction) -> str:
-        # A dry run changes no label on GitHub, so its state stands in for the labels it would have set.
-        present = BUG_LABEL in item.labels or (self.github.dry_run and state.bot_added)
+        # The state also knows the label the bot added: a payload without labels (or a dry run, which
+        # adds none on GitHub) must not make it add the label again. A person's removal clears bot_added.
+        present = BUG_LABEL in item.labels or state.bot_added
         if prediction.low_information:
             return comments.UNCHANGED
         if prediction.is_bug:
@@ -118,7 +120,7 @@ class Handler:
                 return comments.LEFT_OFF_BY_HUMAN
             if present:
                 # The bot's own label stays as the comment reports it, so the comment needs no edit.
-                return comments.ADDED if state.bot_added else comments.KEPT
+                return comments.ADDED_EARLIER if state.bot_added else comments.KEPT
             self._write(item, lambda: self.github.add_label(item.repository, item.number, BUG_LABEL))
             state.bot_added = True
             self._count_label_change("added")
@@ -204,5 +206,7 @@ class Handler:
             predicted_bug=None if state.probability is None else state.probability >= (state.threshold or 0.5),
             model_version=state.model_version, label=decision.label, action=decision.action, is_bug=is_bug,
             sender=decision.sender, at=time.time(), delivery_id=delivery_id))
+        if self.github.dry_run:
+            return summary + "; feedback row kept in the dry-run state only, not in the training table"
         self.metrics.feedback.labels(decision.action).inc()
         return summary + "; feedback row stored"

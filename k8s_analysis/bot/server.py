@@ -74,12 +74,15 @@ def build_service(options: BotOptions, layout: DataLayout) -> BotService:
     github = GitHubWriter(options.api_url, token, dry_run=options.dry_run, limiter=WriteLimiter(windows),
                           retry=BotRetry(backoff_s=options.retry_backoff_s))
     login = options.bot_login
-    if login is None:
-        try:
+    try:
+        if login is None:
             login = github.login()
-        except GitHubCallError as error:
-            raise RuntimeError(f"{error}; check {TOKEN_ENV} and --api-url, or name the bot's login with "
-                               "--bot-login (a GitHub App's is 'NAME[bot]')") from None
+        elif token is not None:
+            github.check_token()
+    except GitHubCallError as error:
+        hint = "" if options.bot_login else (" (a GitHub App's installation token cannot read GET /user: give its "
+                                             "login with --bot-login NAME[bot])")
+        raise RuntimeError(f"{error}{hint}") from None
     metrics = BotMetrics()
     store = None
     if options.predict_url:

@@ -516,6 +516,7 @@ def test_dry_run_writes_nothing(tmp_path, fake, examples, served_model_dir):
     assert not (data_dir / "tables" / "label_feedback.parquet").exists()
     assert not (data_dir / "bot" / "state.sqlite").exists()
     assert (data_dir / "bot" / "dry-run.sqlite").exists()
+    assert "feedback row kept in the dry-run state only, not in the training table" in log
 
 
 def test_write_budget_stops_writes(tmp_path, fake, examples, served_model_dir):
@@ -603,6 +604,8 @@ def test_start_fails_without_secrets(tmp_path, fake):
     bad_token = run_bot_command(tmp_path, "--api-url", fake.base_url,
                                 env={"GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp-wrong-7d1e"})
     bad_url = run_bot_command(tmp_path, "--predict-url", "127.0.0.1:8080", env={"GITHUB_TOKEN": TOKEN})
+    bad_token_with_login = run_bot_command(tmp_path, "--api-url", fake.base_url, "--bot-login", "k8s-analysis-bot",
+                                           env={"GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_TOKEN": "ghp-wrong-7d1e"})
 
     assert no_secret.returncode == 2
     assert "the bot needs the webhook secret in GITHUB_WEBHOOK_SECRET" in no_secret.stderr
@@ -620,6 +623,8 @@ def test_start_fails_without_secrets(tmp_path, fake):
             in bad_token.stderr)
     assert "--bot-login" in bad_token.stderr
     assert "ghp-wrong-7d1e" not in bad_token.stderr + bad_token.stdout
+    assert bad_token_with_login.returncode == 2
+    assert "could not check the token (GET /rate_limit): GitHub returned 401" in bad_token_with_login.stderr
     assert bad_url.returncode == 2
     assert "invalid --predict-url '127.0.0.1:8080'" in bad_url.stderr
 
