@@ -37,7 +37,7 @@ validate: $(STAMP)
 
 dev: $(STAMP)
 	mkdir -p $(DATA_DIR)/dagster_home
-	test -f $(DATA_DIR)/dagster_home/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DATA_DIR)/dagster_home/dagster.yaml
+	test -f $(DATA_DIR)/dagster_home/dagster.yaml || $(BIN)/python -c 'import sys; from k8s_analysis.cli import DAGSTER_YAML; sys.stdout.write(DAGSTER_YAML)' > $(DATA_DIR)/dagster_home/dagster.yaml
 	K8S_ANALYSIS_DATA_DIR=$(abspath $(DATA_DIR)) DAGSTER_HOME=$(abspath $(DATA_DIR))/dagster_home \
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

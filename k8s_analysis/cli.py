@@ -23,7 +23,15 @@ ANALYSIS_FLAGS = (
     "created", "closed", "created_vs_closed", "labels_by_name", "labels_by_group", "users_by_created",
     "users_by_closed", "release_notes_stats", "time_to_close", "monthly_throughput",
 )
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# The run queue starts one run at a time that carries the export tag (see jobs.EXPORT_TAG).
+DAGSTER_YAML = """telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: k8s-analysis/github-export
+        limit: 1
+"""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Dagster's console logger prints every step event at DEBUG; INFO keeps the asset logs.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

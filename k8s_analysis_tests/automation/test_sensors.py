@@ -238,3 +238,17 @@ def test_redeploy_job_refuses_a_broken_version(served_model_dir, tmp_path):
 
     assert not result.success
     assert os.readlink(models_dir / "current") == "v1"
+
+
+def test_instance_config_limits_exports_to_one_run(tmp_path):
+    import yaml
+
+    from k8s_analysis.cli import DAGSTER_YAML
+    from k8s_analysis.jobs import EXPORT_TAG
+
+    (tmp_path / "dagster.yaml").write_text(DAGSTER_YAML)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as configured:
+        limits = configured.get_concurrency_config().run_queue_config.tag_concurrency_limits
+
+    assert limits == [{"key": EXPORT_TAG, "limit": 1}]
+    assert yaml.safe_load(DAGSTER_YAML)["telemetry"] == {"enabled": False}
