@@ -10,7 +10,7 @@
 
 A failed run is requested again at a later tick under a new run key (``-attempt-N``), because
 Dagster drops a request whose run key it has seen. After ``MAX_ATTEMPTS`` failures the sensor
-stops asking and says so on its tick.
+stops requesting it and gives the reason on its tick.
 """
 
 import os
@@ -109,7 +109,7 @@ def daily_export_schedule(context: dg.ScheduleEvaluationContext):
 
 
 def _release_notes_version(instance: dg.DagsterInstance) -> int:
-    """The storage id of the newest release_notes materialization: a run stored the table successfully."""
+    """Return the storage id of the newest release_notes materialization, which a run records only on success."""
     records = instance.fetch_materializations(dg.AssetKey("release_notes"), limit=1).records
     return records[0].storage_id if records else 0
 

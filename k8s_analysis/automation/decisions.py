@@ -1,6 +1,6 @@
 """The decisions behind the schedule and the sensors, as plain functions of the data directory.
 
-Each returns what to do and a sentence that says why, which the tick in the Dagster UI shows.
+Each returns what to do and a sentence with the reason, which the tick in the Dagster UI shows.
 They read files only, so tests call them without a Dagster instance.
 """
 
@@ -21,7 +21,7 @@ from k8s_analysis.paths import DataLayout
 
 @dataclass(frozen=True)
 class LabelChanges:
-    """What changed for training since the promoted model was trained."""
+    """Changes to the training data since the promoted model was trained."""
 
     model_version: str | None
     new_notes: int

@@ -127,7 +127,7 @@ def test_retrain_repeated_tick_is_harmless(instance, layout):
     assert second.run_key == first.run_key
 
 
-def test_retrain_after_a_failed_run_asks_again_under_a_new_key(instance, layout):
+def test_retrain_failed_run_gets_new_key(instance, layout):
     labelled(layout, 3)
     create_run_for_test(instance, job_name=RETRAIN_JOB, status=dg.DagsterRunStatus.FAILURE,
                         tags={RETRAIN_DATA_TAG: "v1:0:0"})
@@ -138,7 +138,7 @@ def test_retrain_after_a_failed_run_asks_again_under_a_new_key(instance, layout)
     assert cursor == "v1:0:0"
 
 
-def test_retrain_skips_while_running_after_success_and_after_three_failures(instance, layout):
+def test_retrain_skips_running_done_or_failing(instance, layout):
     labelled(layout, 3)
     tags = {RETRAIN_DATA_TAG: "v1:0:0"}
     running = create_run_for_test(instance, job_name=RETRAIN_JOB, status=dg.DagsterRunStatus.STARTED, tags=tags)
@@ -156,7 +156,7 @@ def test_retrain_skips_while_running_after_success_and_after_three_failures(inst
     assert f"run {succeeded.run_id} already retrained on these changes" in skip.skip_message
 
 
-def test_retrain_after_a_new_table_uses_a_new_key(instance, layout):
+def test_retrain_new_table_gets_new_key(instance, layout):
     labelled(layout, 3)
     first, _ = evaluate(new_labels_sensor, instance)
     instance.report_runless_asset_event(dg.AssetMaterialization("release_notes"))
@@ -164,7 +164,8 @@ def test_retrain_after_a_new_table_uses_a_new_key(instance, layout):
     second, cursor = evaluate(new_labels_sensor, instance, "v1:0:0")
 
     assert second.run_key != first.run_key
-    assert cursor.startswith("v1:") and cursor != "v1:0:0"
+    assert cursor.startswith("v1:")
+    assert cursor != "v1:0:0"
 
 
 def test_retrain_without_a_table_waits(instance, layout):
