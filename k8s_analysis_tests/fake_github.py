@@ -876,7 +876,7 @@ class FakeGitHub:
             return dict(comment)
 
     def comments(self, number: int, repository: str | None = None) -> list[dict]:
-        """The comments an issue holds now, oldest first."""
+        """Return the comments an issue has now, oldest first."""
         owner, name = (repository or self.repository).split("/")
         _, conversation = self._conversation(owner, name, number)
         with self._lock:

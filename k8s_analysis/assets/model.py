@@ -87,7 +87,7 @@ def read_tuned_config(path, log) -> dict | None:
 
 
 def read_feedback(layout, log) -> pd.DataFrame | None:
-    """The bot's label feedback table, or None when the bot has stored none."""
+    """Return the bot's label feedback table, or None when the bot has stored none."""
     path = layout.label_feedback_path
     if not path.is_file():
         return None

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 MARKER = "<!-- k8s-analysis-bot: kind/bug prediction -->"
 BUG_LABEL = "kind/bug"
-# What the bot did with the label, as the log shows it; label_sentence turns each into the
-# comment's sentence.
+# Outcomes for the label, as the log shows them. label_sentence turns each into the comment's
+# sentence.
 ADDED = "added"
 ADDED_EARLIER = "added by the bot earlier"
 REMOVED = "removed"
@@ -58,7 +58,7 @@ def _phrases(explanation: dict | None) -> str:
         return ""
     lines = []
     for direction, title in (("up", "towards a bug fix"), ("down", "against")):
-        # A word whose effect rounds to 0.00 says nothing to a reader.
+        # A word whose effect rounds to 0.00 tells a reader nothing.
         entries = [entry for entry in explanation.get(direction) or [] if abs(entry["log_odds"]) >= 0.005]
         if entries:
             listed = ", ".join(f"`{entry['ngram']}` ({entry['log_odds']:+.2f})" for entry in entries[:3])

@@ -109,7 +109,7 @@ class Handler:
                 f"(threshold {prediction.threshold:.3f}, model {prediction.version}), label {outcome}")
 
     def _apply_label(self, item: Item, state: ItemState, prediction: Prediction) -> str:
-        # The state also knows the label the bot added: a payload without labels (or a dry run, which
+        # The state also records the label the bot added: a payload without labels (or a dry run, which
         # adds none on GitHub) must not make it add the label again. A person's removal clears bot_added.
         present = BUG_LABEL in item.labels or state.bot_added
         if prediction.low_information:

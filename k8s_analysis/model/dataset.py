@@ -127,7 +127,7 @@ def apply_feedback(notes: pd.DataFrame, feedback: pd.DataFrame | None) -> tuple[
 
     The newest ``kind/bug`` change per pull request wins: it sets ``is_bug`` of that PR's note,
     and a PR the table lacks is added with the note the bot saw. Changes of other ``kind/*``
-    labels say nothing about ``kind/bug`` and are skipped. A correction newer than the last
+    labels are skipped, because they are not about ``kind/bug``. A correction newer than the last
     export is known only here; an older one agrees with the exported labels anyway.
     """
     counts = {"feedback_rows": 0, "relabelled": 0, "added": 0}

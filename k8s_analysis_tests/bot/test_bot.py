@@ -260,7 +260,8 @@ def test_human_removal_is_never_undone(bot, fake, examples):
                                                                                False)
     assert row["text"] == extract_release_note(example.item["body"]).text
     assert row["probability"] == pytest.approx(example.probability, abs=1e-5)
-    assert bool(row["predicted_bug"]) is True and row["model_version"] == SERVED_VERSION
+    assert bool(row["predicted_bug"]) is True
+    assert row["model_version"] == SERVED_VERSION
 
 
 def test_human_label_is_never_removed(bot, fake, examples):
@@ -316,7 +317,8 @@ def test_redelivery_is_handled_once(bot, fake, examples):
     second = bot.deliver("pull_request", payload, delivery_id=delivery)
     bot.wait_idle()
 
-    assert first[0] == 202 and second == (200, {"status": "duplicate"})
+    assert first[0] == 202
+    assert second == (200, {"status": "duplicate"})
     only_comment(fake, example.number)
 
 
@@ -361,7 +363,8 @@ def test_own_event_is_ignored(bot, fake, examples):
 
     status, response = bot.deliver("pull_request", pull_request_payload(example.item, "opened", BOT_SENDER))
 
-    assert status == 200 and response["reason"] == f"sent by the bot itself ({BOT_USER['login']})"
+    assert status == 200
+    assert response["reason"] == f"sent by the bot itself ({BOT_USER['login']})"
     assert len(fake.requests) == before
 
 
@@ -428,22 +431,26 @@ def test_events_of_one_pr_in_order(bot, fake, examples):
 
 
 def test_health_ping_and_client_errors(bot):
-    assert bot.health()["status"] == "ok" and SERVED_VERSION in bot.health()["model"]
+    assert bot.health()["status"] == "ok"
+    assert SERVED_VERSION in bot.health()["model"]
     assert bot.deliver("ping", {"zen": "Design for failure.", "hook_id": 1})[1]["status"] == "ignored"
     assert bot.deliver("pull_request", {"action": "opened"}, path="/hook")[0] == 200
 
     status, response = bot.request("GET", "/")
-    assert status == 405 and response["error"] == "GET is not allowed on /"
+    assert status == 405
+    assert response["error"] == "GET is not allowed on /"
     body = b"not json"
     headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d-1",
                "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
     status, response = bot.request("POST", "/", body, headers)
-    assert status == 400 and "not a JSON object" in response["error"]
+    assert status == 400
+    assert "not a JSON object" in response["error"]
     body = b"{}"
     headers = {"X-GitHub-Delivery": "d-2",
                "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
     status, response = bot.request("POST", "/", body, headers)
-    assert status == 400 and "X-GitHub-Event header is missing" in response["error"]
+    assert status == 400
+    assert "X-GitHub-Event header is missing" in response["error"]
     metrics_text = bot.request("GET", "/metrics")[1]
     assert 'k8s_analysis_bot_deliveries_total{event="ping",outcome="ignored"} 1.0' in metrics_text
 
@@ -553,7 +560,8 @@ def test_predict_url_and_failed_prediction(tmp_path, fake, examples, served_mode
         server.stop()
         bot.stop()
 
-    assert f"to **{example.probability:.0%}**" in through_server and "I added the `kind/bug` label." in through_server
+    assert f"to **{example.probability:.0%}**" in through_server
+    assert "I added the `kind/bug` label." in through_server
     failed = only_comment(fake, example.number)["body"]
     assert "I could not make a prediction for this release note" in failed
     # The failure changes no label: the bot's kind/bug stays although the new note is not a bug fix.
@@ -651,7 +659,8 @@ def test_healthz_503_without_model(tmp_path, fake):
     finally:
         bot.stop()
 
-    assert status == 503 and health["status"] == "no model"
+    assert status == 503
+    assert health["status"] == "no model"
     assert "train one with `k8s-analysis run`" in health["model"]
 
 
@@ -669,7 +678,8 @@ def test_feedback_rows_reach_training(bot, examples):
     updated, counts = apply_feedback(notes, feedback)
 
     assert counts["relabelled"] == 1
-    assert bool(updated.loc[0, "is_bug"]) is latest and bool(updated.loc[1, "is_bug"]) is True
+    assert bool(updated.loc[0, "is_bug"]) is latest
+    assert bool(updated.loc[1, "is_bug"]) is True
     assert updated.loc[0, "text"] == "the exported note"
 
 
@@ -705,7 +715,7 @@ def test_failed_github_call_is_logged(bot, fake, examples):
 
 def test_shutdown_releases_waiting_deliveries(tmp_path, fake, examples, served_model_dir):
     example, other = examples.bug(), examples.other()
-    # GitHub asks for a 10-minute pause before the comment: the bot is still waiting when it stops.
+    # GitHub requests a 10-minute pause before the comment, so the bot is still waiting when it stops.
     fake.inject(403, body={"message": "You have exceeded a secondary rate limit."}, headers={"Retry-After": "600"},
                 path_contains=f"/issues/{example.number}/comments", method="POST")
     first = RunningBot(tmp_path / "data", fake.base_url, "--shutdown-timeout", "1", model_dir=served_model_dir)

@@ -3,7 +3,7 @@
 from k8s_analysis.bot.comment import ADDED, ADDED_EARLIER, MARKER, Prediction, render
 
 
-def test_words_with_no_effect_are_not_listed():
+def test_render_skips_zero_effects():
     explanation = {"up": [{"ngram": "crash", "log_odds": 0.97}, {"ngram": "--foo", "log_odds": 0.001}],
                    "down": [{"ngram": "flag", "log_odds": -0.004}]}
 
@@ -15,7 +15,7 @@ def test_words_with_no_effect_are_not_listed():
     assert "against" not in body
 
 
-def test_the_bots_earlier_label_reads_as_when_it_was_added():
+def test_render_earlier_label_unchanged():
     prediction = Prediction(0.91, 0.5, "v1")
 
     assert render(prediction, ADDED_EARLIER) == render(prediction, ADDED)
