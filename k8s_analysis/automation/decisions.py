@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from k8s_analysis.model.bundle import METRICS_FILE, TRAINING_LABELS_FILE, ModelLoadError, read_manifest
+from k8s_analysis.model.bundle import (METRICS_FILE, TRAINING_LABELS_FILE, ModelLoadError, read_manifest,
+                                       rolled_back_versions)
 from k8s_analysis.model.gates import NOT_WORSE_THAN_PROMOTED
 from k8s_analysis.paths import DataLayout
 
@@ -105,6 +106,9 @@ def promotion_decision(models_dir: Path, version: str) -> Promotion:
     failed = [name for name, gate in checks.items() if not gate.get("passed")]
     if failed:
         return Promotion(False, f"model {version} failed its checks: {', '.join(sorted(failed))}")
+    if version in rolled_back_versions(models_dir):
+        return Promotion(False, f"model {version} was rolled back by hand, so it is not promoted again "
+                                "automatically; launch redeploy_job for it to promote it anyway")
     current_link = models_dir / "current"
     current = os.readlink(current_link) if current_link.is_symlink() else None
     if current == version:

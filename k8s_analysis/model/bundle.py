@@ -33,13 +33,15 @@ import numpy as np
 import scipy.sparse as sp
 import sklearn
 
-from k8s_analysis.atomic import current_umask
+from k8s_analysis.atomic import current_umask, write_text
 from k8s_analysis.model.features import NoteFeatures
 from k8s_analysis.model.text import clean_text
 
 FEATURES_FILE = "features.json"
 # The (pr_number, is_bug) pairs the model was trained from; the retrain sensor compares the tables with it.
 TRAINING_LABELS_FILE = "training-labels.parquet"
+# Versions that `k8s-analysis rollback` left, which the promotion sensor does not promote again.
+ROLLED_BACK_FILE = "rolled-back.json"
 WEIGHTS_FILE = "weights.npz"
 NETWORK_FILE = "network.keras"
 MANIFEST_FILE = "manifest.json"
@@ -170,7 +172,16 @@ def rollback(models_dir: Path) -> tuple[str, str]:
     left = os.readlink(current) if current.is_symlink() else "(none)"
     target = os.readlink(previous)
     promote(models_dir, target)
+    if left != "(none)":
+        rolled_back = rolled_back_versions(models_dir) | {left}
+        write_text(models_dir / ROLLED_BACK_FILE, json.dumps(sorted(rolled_back - {target}), indent=2) + "\n")
     return left, target
+
+
+def rolled_back_versions(models_dir: Path) -> set[str]:
+    """Return the versions a rollback left; automatic promotion skips them."""
+    path = models_dir / ROLLED_BACK_FILE
+    return set(json.loads(path.read_text())) if path.is_file() else set()
 
 
 def list_versions(models_dir: Path) -> list[str]:

@@ -120,3 +120,21 @@ def test_promotion_of_the_current_or_an_unfinished_version(layout):
     assert promotion_decision(layout.models_dir, "v1").reason == "model v1 is already promoted"
     assert "has no metrics.json" in promotion_decision(layout.models_dir, "v3").reason
     assert os.readlink(layout.current_model_dir) == "v1"
+
+
+def test_promotion_skips_a_rolled_back_version(layout):
+    from k8s_analysis.model.bundle import rollback
+
+    write_model(layout, "v1", None, metrics={"validation": {"f1": 0.76}, "checks": checks()})
+    write_model(layout, "v2", None, metrics={"validation": {"f1": 0.78}, "checks": checks()})
+    (layout.models_dir / "previous").symlink_to("v1")
+
+    assert rollback(layout.models_dir) == ("v2", "v1")
+    decision = promotion_decision(layout.models_dir, "v2")
+
+    assert decision.promote is False
+    assert "model v2 was rolled back by hand" in decision.reason
+    assert json.loads((layout.models_dir / "rolled-back.json").read_text()) == ["v2"]
+    # Rolling back again returns to v2 and takes it off the list.
+    assert rollback(layout.models_dir) == ("v1", "v2")
+    assert json.loads((layout.models_dir / "rolled-back.json").read_text()) == ["v1"]
