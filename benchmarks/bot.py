@@ -11,7 +11,7 @@ Figures printed:
   until the bot has carried it out (its comment is on the fake server). A bot that made its
   GitHub calls before responding would respond after that long. The median is the reference.
 - responses: ``--deliveries`` deliveries (default 300, each for its own pull request) from
-  ``--senders`` concurrent senders (default 8). Target: p99 of the answer time under 1 s,
+  ``--senders`` concurrent senders (default 8). Target: p99 of the response time under 1 s,
   a tenth of GitHub's 10-second timeout.
 - throughput: pull requests carried out per second from the first delivery until the queue
   is empty, with the write limits raised out of the way (in production, 80 writes a minute

@@ -58,7 +58,7 @@ def _phrases(explanation: dict | None) -> str:
         return ""
     lines = []
     for direction, title in (("up", "towards a bug fix"), ("down", "against")):
-        # A word whose effect rounds to 0.00 tells a reader nothing.
+        # A word whose effect rounds to 0.00 is left out, because it carries no information.
         entries = [entry for entry in explanation.get(direction) or [] if abs(entry["log_odds"]) >= 0.005]
         if entries:
             listed = ", ".join(f"`{entry['ngram']}` ({entry['log_odds']:+.2f})" for entry in entries[:3])

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-BUG_LABEL = "kind/bug"
 KIND_PREFIX = "kind/"
 PULL_REQUEST_ACTIONS = ("opened", "edited", "synchronize", "reopened")
 ISSUE_ACTIONS = ("opened", "edited")
@@ -31,7 +30,6 @@ class Item:
     title: str
     body: str | None
     labels: tuple[str, ...]
-    author: str
     is_pull_request: bool
 
     @property
@@ -103,8 +101,7 @@ def read_item(payload: dict, kind: str) -> Item | None:
     body = source.get("body")
     title = source.get("title")
     return Item(repository=repository, number=number, title=title if isinstance(title, str) else "",
-                body=body if isinstance(body, str) else None, labels=labels, author=_login(source.get("user")),
-                is_pull_request=kind == "pull_request")
+                body=body if isinstance(body, str) else None, labels=labels, is_pull_request=kind == "pull_request")
 
 
 def changed_inputs(payload: dict, item: Item) -> list[str]:

@@ -75,7 +75,6 @@ class WriteLimiter:
         self._lock = threading.Lock()
         longest = max(count for count, _ in windows)
         self._times: collections.deque[float] = collections.deque(maxlen=longest)
-        self.waited_s = 0.0
 
     def _wait_needed(self, now: float) -> float:
         wait = 0.0
@@ -102,7 +101,6 @@ class WriteLimiter:
                 wait = self._wait_needed(now)
                 if wait <= 0:
                     self._times.append(now)
-                    self.waited_s += waited
                     return waited
             logger.info("holding a GitHub write for %.1f s to stay under the secondary rate limits", wait)
             self._sleep(wait)
@@ -118,16 +116,12 @@ class GitHubWriter:
         self.dry_run = dry_run
         self.limiter = limiter or WriteLimiter()
         self.retry = retry
-        self.calls = 0
         self._stopping = threading.Event()
         self._dry_run_comments = 0
         self._github = Github(base_url=self.api_url, auth=Auth.Token(token) if token else None, retry=None,
                               timeout=timeout_s, per_page=100, seconds_between_requests=0,
                               seconds_between_writes=0, lazy=True)
         self._requester = self._github.requester
-
-    def close(self) -> None:
-        self._github.close()
 
     def stop(self) -> None:
         """Cut every retry wait and write-limit wait short; the calls waiting fail with GitHubCallError."""
@@ -219,40 +213,39 @@ class GitHubWriter:
         owner, name = repository.split("/", 1)
         return f"{self.api_url}/repos/{quote(owner)}/{quote(name)}"
 
-    def _call(self, what: str, function: Callable, *, write: bool = False, missing_ok: bool = False):
+    def _call(self, action: str, function: Callable, *, write: bool = False, missing_ok: bool = False):
         """Run one PyGithub call with the retry policy; ``missing_ok`` turns a 404 into ``_MISSING``."""
         waited = 0.0
         for attempt in range(1, self.retry.attempts + 1):
             if self._stopping.is_set():
-                raise GitHubCallError(f"could not {what}: the bot is stopping")
+                raise GitHubCallError(f"could not {action}: the bot is stopping")
             if write:
                 try:
                     self.limiter.acquire()
                 except Stopping:
-                    raise GitHubCallError(f"could not {what}: the bot is stopping") from None
-            self.calls += 1
+                    raise GitHubCallError(f"could not {action}: the bot is stopping") from None
             try:
                 return function()
             except GithubException as error:
                 status = error.status
                 if missing_ok and status in (404, 410):
-                    logger.info("%s: already gone (%d)", what, status)
+                    logger.info("%s: already gone (%d)", action, status)
                     return _MISSING
                 wait, reason = self._retry_wait(error, attempt)
                 if wait is None:
-                    raise GitHubCallError(f"could not {what}: GitHub returned {status}: {_message(error)}"
+                    raise GitHubCallError(f"could not {action}: GitHub returned {status}: {_message(error)}"
                                           f"{FIXES.get(status, '')}", status) from None
             except CONNECTION_ERRORS as error:
                 wait, reason = self.retry.backoff(attempt), f"connection to {self.api_url} failed ({type(error).__name__})"
             if waited + wait > self.retry.max_wait_s:
-                raise GitHubCallError(f"could not {what}: {reason}, and waiting {wait:.0f} s more would pass the "
+                raise GitHubCallError(f"could not {action}: {reason}, and waiting {wait:.0f} s more would pass the "
                                       f"bot's limit of {self.retry.max_wait_s:.0f} s per call")
             if attempt == self.retry.attempts:
-                raise GitHubCallError(f"could not {what}: {reason}, still failing after {attempt} attempt(s)")
-            logger.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", what, reason, wait, attempt + 1,
+                raise GitHubCallError(f"could not {action}: {reason}, still failing after {attempt} attempt(s)")
+            logger.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", action, reason, wait, attempt + 1,
                            self.retry.attempts)
             if self._stopping.wait(wait):
-                raise GitHubCallError(f"could not {what}: the bot is stopping")
+                raise GitHubCallError(f"could not {action}: the bot is stopping")
             waited += wait
         raise AssertionError("unreachable")
 

@@ -142,11 +142,11 @@ class Handler:
         if not self.github.dry_run:
             self.metrics.label_changes.labels(change).inc()
 
-    def _disagree(self, item: Item, state: ItemState, prediction: Prediction, how: str) -> None:
+    def _disagree(self, item: Item, state: ItemState, prediction: Prediction, person_action: str) -> None:
         self.metrics.disagreements.inc()
         logger.info("%s: the model predicts %.3f against the threshold %.3f, but %s %s %s; the label stays as people "
                     "set it", item.key, prediction.probability, prediction.threshold,
-                    state.override_by or "a person", how, BUG_LABEL)
+                    state.override_by or "a person", person_action, BUG_LABEL)
 
     def _put_comment(self, item: Item, state: ItemState, body: str) -> None:
         """Create the bot's comment, or edit it in place when its text changed."""

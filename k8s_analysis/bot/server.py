@@ -14,7 +14,7 @@ from pathlib import Path
 
 from k8s_analysis.bot.app import BotService, BotSettings, create_app
 from k8s_analysis.bot.deliveries import DeliveryStore
-from k8s_analysis.bot.github import BotRetry, GitHubCallError, GitHubWriter, WriteLimiter
+from k8s_analysis.bot.github import GitHubCallError, GitHubWriter, WriteLimiter
 from k8s_analysis.bot.handler import Handler
 from k8s_analysis.bot.metrics import BotMetrics
 from k8s_analysis.bot.predict import LocalPredictions, RemotePredictions
@@ -41,7 +41,6 @@ class BotOptions:
     writes_per_item_per_hour: int = 10
     writes_per_minute: int = 80
     reload_interval: float = 2.0
-    retry_backoff_s: float = 1.0
     shutdown_timeout_s: float = 30.0
 
 
@@ -71,8 +70,7 @@ def build_service(options: BotOptions, layout: DataLayout) -> BotService:
         logger.warning("signature checks are OFF: anyone who reaches this port can send events")
 
     windows = ((options.writes_per_minute, 60.0), (max(options.writes_per_minute * 6, 1), 3600.0))
-    github = GitHubWriter(options.api_url, token, dry_run=options.dry_run, limiter=WriteLimiter(windows),
-                          retry=BotRetry(backoff_s=options.retry_backoff_s))
+    github = GitHubWriter(options.api_url, token, dry_run=options.dry_run, limiter=WriteLimiter(windows))
     login = options.bot_login
     try:
         if login is None:

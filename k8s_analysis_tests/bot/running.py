@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import functools
-import http.client
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import tarfile
 import time
@@ -17,9 +13,9 @@ from pathlib import Path
 
 from k8s_analysis.bot.signature import sign
 from k8s_analysis.parsing.release_note import extract_release_note
+from k8s_analysis_tests.processes import ServiceProcess
 from k8s_analysis_tests.shared_data import shared_path
 
-LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 SECRET = "whsec-9f1c2e7a-for-tests"
 TOKEN = "ghp-token-5b8d03c4-for-tests"
 REPOSITORY = "kubernetes/kubernetes"
@@ -56,14 +52,17 @@ def with_labels(item: dict, names: list[str]) -> dict:
     return {**item, "labels": [{"name": name} for name in names]}
 
 
-class RunningBot:
+class RunningBot(ServiceProcess):
     """A bot process started for a test; ``stop`` ends it with SIGTERM."""
+
+    name = "the bot"
+    # Longer than the bot's default shutdown timeout of 30 s, which finishes queued work first.
+    stop_timeout_s = 40.0
 
     def __init__(self, data_dir: Path, api_url: str, *options: str, model_dir: Path | None = None,
                  secret: str | None = SECRET, token: str | None = TOKEN) -> None:
-        self.log_path = data_dir.parent / f"bot-{data_dir.name}.log"
-        self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed in stop)
         self.secret = secret
+        self.queued = 0
         command = [sys.executable, "-m", "k8s_analysis.cli", "--data-dir", str(data_dir), "bot",
                    "--host", "127.0.0.1", "--port", "0", "--api-url", api_url, *options]
         if model_dir is not None:
@@ -74,36 +73,7 @@ class RunningBot:
             environment["GITHUB_WEBHOOK_SECRET"] = secret
         if token is not None:
             environment["GITHUB_TOKEN"] = token
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**environment, "PYTHONUNBUFFERED": "1"})
-        self.queued = 0
-        self.port = self._wait_for_port()
-
-    def _wait_for_port(self, timeout: float = 60.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = LISTENING.search(self.log())
-            if match:
-                return int(match.group(1))
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the bot exited with {self.process.returncode}:\n{self.log()}")
-            time.sleep(0.05)
-        raise RuntimeError(f"the bot did not start listening within {timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8")
-
-    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, object]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request(method, path, body=body or None, headers=headers or {})
-            response = connection.getresponse()
-            content = response.read().decode("utf-8")
-            if response.getheader("content-type", "").startswith("application/json"):
-                return response.status, json.loads(content)
-            return response.status, content
-        finally:
-            connection.close()
+        super().__init__(command, data_dir.parent / f"bot-{data_dir.name}.log", environment)
 
     def deliver(self, event: str, payload: dict, delivery_id: str | None = None, secret: str | None = None,
                 path: str = "/") -> tuple[int, object]:
@@ -114,7 +84,7 @@ class RunningBot:
         key = secret or self.secret
         if key is not None:
             headers["X-Hub-Signature-256"] = sign(key, body)
-        status, answer = self.request("POST", path, body, headers)
+        status, answer = self.request("POST", path, raw=body, headers=headers)
         if status == 202:
             self.queued += 1
         return status, answer
@@ -141,14 +111,3 @@ class RunningBot:
             time.sleep(0.05)
         raise AssertionError(f"the bot did not finish {self.queued} decision(s) within {timeout} s ({health}); "
                              f"log:\n{self.log()}")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode

@@ -350,7 +350,7 @@ def test_bad_signature_gets_401(bot, fake, examples, how):
         headers["X-Hub-Signature-256"] = signature.removeprefix("sha256=")
     before = len(fake.requests)
 
-    status, response = bot.request("POST", "/", body, headers)
+    status, response = bot.request("POST", "/", raw=body, headers=headers)
 
     assert status == 401
     assert "signature" in response["error"].lower()
@@ -442,13 +442,13 @@ def test_health_ping_and_client_errors(bot):
     body = b"not json"
     headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d-1",
                "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
-    status, response = bot.request("POST", "/", body, headers)
+    status, response = bot.request("POST", "/", raw=body, headers=headers)
     assert status == 400
     assert "not a JSON object" in response["error"]
     body = b"{}"
     headers = {"X-GitHub-Delivery": "d-2",
                "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
-    status, response = bot.request("POST", "/", body, headers)
+    status, response = bot.request("POST", "/", raw=body, headers=headers)
     assert status == 400
     assert "X-GitHub-Event header is missing" in response["error"]
     metrics_text = bot.request("GET", "/metrics")[1]

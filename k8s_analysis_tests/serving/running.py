@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,58 +12,25 @@ from pathlib import Path
 import numpy as np
 
 from k8s_analysis.model.bundle import MANIFEST_FILE, WEIGHTS_FILE, promote
+from k8s_analysis_tests.processes import ServiceProcess
 
-LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 MODEL = "kubernetes-analysis"
 PREDICT = f"/v1/models/{MODEL}:predict"
 INFER = f"/v2/models/{MODEL}/infer"
 
 
-class RunningServer:
+class RunningServer(ServiceProcess):
     """A server process started for one test module; ``stop`` ends it with SIGTERM."""
+
+    name = "the server"
 
     def __init__(self, model_dir: Path | None, log_path: Path, *options: str, port: int = 0) -> None:
         """Start the server; without ``model_dir`` it serves the default model of a new data directory."""
-        self.log_path = log_path
-        self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed in stop)
         command = [sys.executable, "-m", "k8s_analysis.cli", "--data-dir", str(log_path.parent / "data"), "serve",
                    "--host", "127.0.0.1", "--port", str(port), *options]
         if model_dir is not None:
             command += ["--model-dir", str(model_dir)]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.port = port or self._wait_for_port()
-
-    def _wait_for_port(self, timeout: float = 60.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = LISTENING.search(self.log())
-            if match:
-                return int(match.group(1))
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log()}")
-            time.sleep(0.05)
-        raise RuntimeError(f"the server did not start listening within {timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8")
-
-    def request(self, method: str, path: str, body: object = None, raw: bytes | None = None,
-                headers: dict | None = None) -> tuple[int, object]:
-        """Send one request on a new connection; return the status and the JSON (or text) body."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            data = raw
-            if data is None and body is not None:
-                data = json.dumps(body).encode()
-            connection.request(method, path, body=data, headers=headers or {})
-            response = connection.getresponse()
-            content = response.read().decode("utf-8")
-            if response.getheader("content-type", "").startswith("application/json"):
-                return response.status, json.loads(content)
-            return response.status, content
-        finally:
-            connection.close()
+        super().__init__(command, log_path, dict(os.environ), port)
 
     def wait_until(self, condition, timeout: float = 30.0, description: str = "the condition"):
         """Poll ``condition()`` until it returns a true value, and return that value."""
@@ -93,17 +56,6 @@ class RunningServer:
     def serving_version(self) -> str | None:
         status, body = self.request("GET", f"/v1/models/{MODEL}")
         return body["model_version"] if status == 200 else None
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
 
 
 def copy_version(source: Path, models_dir: Path, version: str, bias_shift: float = 0.0) -> Path:
