@@ -69,8 +69,11 @@ def data_layout() -> DataLayout:
     return DataLayout(resolve_data_dir())
 
 
-def in_progress_run(instance: dg.DagsterInstance, tags: dict[str, str]) -> dg.RunRecord | None:
-    records = instance.get_run_records(dg.RunsFilter(tags=tags, statuses=IN_PROGRESS), limit=1)
+def in_progress_run(instance: dg.DagsterInstance, tags: dict[str, str] | None = None,
+                    job_name: str | None = None) -> dg.RunRecord | None:
+    """Return a queued or running run with all of ``tags`` and of ``job_name``, if there is one."""
+    records = instance.get_run_records(dg.RunsFilter(tags=tags or {}, job_name=job_name, statuses=IN_PROGRESS),
+                                       limit=1)
     return records[0] if records else None
 
 
@@ -108,12 +111,6 @@ def daily_export_schedule(context: dg.ScheduleEvaluationContext):
 # -- retraining -----------------------------------------------------------------------------
 
 
-def _release_notes_version(instance: dg.DagsterInstance) -> int:
-    """Return the storage id of the newest release_notes materialization, which a run records only on success."""
-    records = instance.fetch_materializations(dg.AssetKey("release_notes"), limit=1).records
-    return records[0].storage_id if records else 0
-
-
 @dg.sensor(job=retrain_job, minimum_interval_seconds=sensor_interval(),
            description="Requests retrain_job once enough labels changed since the promoted model was trained: new "
                        "labelled notes, notes whose kind/bug label changed, and bot feedback rows.")
@@ -123,8 +120,10 @@ def new_labels_sensor(context: dg.SensorEvaluationContext):
     if not layout.table_path("release_notes").is_file():
         return dg.SkipReason(f"no release_notes table in {layout.tables_dir} yet; run the export or "
                              "`k8s-analysis run` first")
+    # A table file is replaced only when its step succeeds. A failed export therefore leaves
+    # the last good tables, and with them the same key.
     changes = count_label_changes(layout)
-    data_key = f"{changes.model_version}:{_release_notes_version(context.instance)}:{changes.feedback_rows}"
+    data_key = changes.key
     if changes.total < threshold:
         reason = f"{changes.describe()}; below the threshold of {threshold}"
         context.log.info(reason)
@@ -132,8 +131,8 @@ def new_labels_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason(reason)
 
     tags = {RETRAIN_DATA_TAG: data_key}
-    running = in_progress_run(context.instance, {"dagster/job_name": RETRAIN_JOB}) or \
-        in_progress_run(context.instance, tags)
+    # The job name is a field of the run, not one of its tags.
+    running = in_progress_run(context.instance, job_name=RETRAIN_JOB)
     if running is not None:
         return dg.SkipReason(f"{changes.describe()}; retrain run {running.dagster_run.run_id} is in progress")
     succeeded, failed = past_runs(context.instance, tags)

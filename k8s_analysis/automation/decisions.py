@@ -6,6 +6,7 @@ They read files only, so tests call them without a Dagster instance.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -13,11 +14,29 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from k8s_analysis.model.bundle import (METRICS_FILE, TRAINING_LABELS_FILE, ModelLoadError, read_manifest,
                                        rolled_back_versions)
 from k8s_analysis.model.gates import NOT_WORSE_THAN_PROMOTED
 from k8s_analysis.paths import DataLayout
+
+
+class UnreadableTableError(ValueError):
+    """A Parquet file that a decision needs exists but cannot be read."""
+
+
+def read_table(path: Path, fix: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file, or raise UnreadableTableError naming the file, the cause and ``fix``.
+
+    A missing file raises FileNotFoundError, which callers check for first.
+    """
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise UnreadableTableError(f"cannot read {path}: {str(error).rstrip('.')}. {fix}") from error
 
 
 @dataclass(frozen=True)
@@ -28,10 +47,22 @@ class LabelChanges:
     new_notes: int
     relabelled_notes: int
     feedback_rows: int
+    labels_digest: str
+    """A hash of the labelled notes' (PR number, is_bug) pairs, which a table rebuilt unchanged keeps."""
 
     @property
     def total(self) -> int:
         return self.new_notes + self.relabelled_notes + self.feedback_rows
+
+    @property
+    def key(self) -> str:
+        """Names the training data that these changes describe: model, labels and feedback rows.
+
+        It depends on the tables' content, not on when they were written, so an export that
+        rebuilds them without changing a label keeps the key, and the retrain that already ran
+        on it is found again.
+        """
+        return f"{self.model_version}:{self.labels_digest}:{self.feedback_rows}"
 
     def describe(self) -> str:
         against = f"model {self.model_version}" if self.model_version else "no promoted model"
@@ -47,8 +78,9 @@ def count_label_changes(layout: DataLayout) -> LabelChanges:
     training labels were recorded counts only its newer feedback, because its notes are unknown.
     Raises FileNotFoundError when the release_notes table does not exist yet.
     """
-    table = layout.table_path("release_notes")
-    notes = pd.read_parquet(table, columns=["pr_number", "text", "is_bug"])
+    notes = read_table(layout.table_path("release_notes"),
+                       "Rebuild it: materialize release_notes in the UI, or run `k8s-analysis run`.",
+                       ["pr_number", "text", "is_bug"])
     notes = notes[notes["text"].notna() & (notes["text"].astype(str).str.strip() != "")]
     current = layout.current_model_dir
     version, trained_at, known = None, None, None
@@ -61,7 +93,8 @@ def count_label_changes(layout: DataLayout) -> LabelChanges:
         trained_at = manifest.get("created_at")
         labels_path = current / TRAINING_LABELS_FILE
         if labels_path.is_file():
-            known = pd.read_parquet(labels_path)
+            known = read_table(labels_path, "It is written with the model; retrain with retrain_job, or roll back "
+                                            "with `k8s-analysis rollback`.")
     if version is None:
         new, relabelled = len(notes), 0
     elif known is None:
@@ -71,13 +104,24 @@ def count_label_changes(layout: DataLayout) -> LabelChanges:
         new = int(merged["is_bug_trained"].isna().sum())
         seen = merged[merged["is_bug_trained"].notna()]
         relabelled = int((seen["is_bug"].astype(bool) != seen["is_bug_trained"].astype(bool)).sum())
-    return LabelChanges(version, new, relabelled, _feedback_since(layout.label_feedback_path, trained_at))
+    return LabelChanges(version, new, relabelled, _feedback_since(layout.label_feedback_path, trained_at),
+                        labels_digest(notes))
+
+
+def labels_digest(notes: pd.DataFrame) -> str:
+    """Hash the (PR number, is_bug) pairs in PR order: 12 hex digits."""
+    pairs = notes[["pr_number", "is_bug"]].astype({"pr_number": "int64", "is_bug": bool}).sort_values("pr_number")
+    digest = hashlib.sha256()
+    digest.update(pairs["pr_number"].to_numpy().tobytes())
+    digest.update(pairs["is_bug"].to_numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def _feedback_since(path: Path, trained_at: str | None) -> int:
     if not path.is_file():
         return 0
-    feedback = pd.read_parquet(path, columns=["at"])
+    feedback = read_table(path, "The bot rebuilds it in full from its state file at each feedback row: move "
+                                "the damaged file away, and the next row brings it back.", ["at"])
     if trained_at is None:
         return len(feedback)
     return int((pd.to_datetime(feedback["at"], utc=True) > pd.Timestamp(datetime.fromisoformat(trained_at))).sum())

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from k8s_analysis.atomic import write_parquet
-from k8s_analysis.automation.decisions import count_label_changes, promotion_decision
+from k8s_analysis.automation.decisions import UnreadableTableError, count_label_changes, promotion_decision
 from k8s_analysis.model.bundle import METRICS_FILE, TRAINING_LABELS_FILE
 from k8s_analysis.paths import DataLayout
 
@@ -82,6 +82,40 @@ def test_count_for_a_model_without_training_labels(layout):
 def test_count_without_a_table_raises(layout):
     with pytest.raises(FileNotFoundError):
         count_label_changes(layout)
+
+
+@pytest.mark.parametrize("damaged", ["release_notes", "training labels", "feedback"])
+def test_count_names_a_damaged_file_and_the_fix(layout, damaged):
+    write_notes(layout, [(1, "Fixed a crash.", True)])
+    write_model(layout, "v1", [(1, True)])
+    path = {"release_notes": layout.table_path("release_notes"),
+            "training labels": layout.current_model_dir / TRAINING_LABELS_FILE,
+            "feedback": layout.label_feedback_path}[damaged]
+    path.write_bytes(b"PAR1 cut short")
+
+    with pytest.raises(UnreadableTableError) as raised:
+        count_label_changes(layout)
+
+    message = str(raised.value)
+    assert message.startswith(f"cannot read {path}: ")
+    fix = {"release_notes": "materialize release_notes", "training labels": "k8s-analysis rollback",
+           "feedback": "move the damaged file away"}[damaged]
+    assert fix in message
+    assert ".." not in message
+
+
+def test_same_labels_give_the_same_key(layout):
+    write_model(layout, "v1", [(1, True)])
+    write_notes(layout, [(2, "Fixed a leak.", True), (1, "Fixed a crash.", True)])
+    first = count_label_changes(layout).key
+    write_notes(layout, [(1, "Fixed a crash, reworded.", True), (2, "Fixed a leak.", True)])
+    reworded = count_label_changes(layout).key
+    write_notes(layout, [(1, "Fixed a crash.", True), (2, "Fixed a leak.", False)])
+    relabelled = count_label_changes(layout).key
+
+    assert first == reworded
+    assert relabelled != first
+    assert first.startswith("v1:")
 
 
 def checks(passed: bool = True, promoted_version: str | None = "v1", promoted_f1: float | None = 0.76) -> dict:

@@ -9,10 +9,15 @@ from dagster._core.test_utils import create_run_for_test
 
 from k8s_analysis.automation import (RETRAIN_DATA_TAG, daily_export_schedule, model_promotion_sensor,
                                      new_labels_sensor, redeploy_job)
+from k8s_analysis.assets import all_assets
+from k8s_analysis.automation.decisions import count_label_changes
 from k8s_analysis.jobs import EXPORT_TAGS, RETRAIN_JOB
 from k8s_analysis.paths import DATA_DIR_ENV, DataLayout
+from k8s_analysis.raw_store import RawIssueStore
 from k8s_analysis.resources import DataDirResource
 from k8s_analysis_tests.automation.test_decisions import checks, write_model, write_notes
+from k8s_analysis_tests.export.test_export_cli import TOKEN, github_resources
+from k8s_analysis_tests.fake_github import FakeGitHub, make_items
 from k8s_analysis_tests.serving.running import broken_version, copy_version
 
 SCHEDULED = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
@@ -94,6 +99,10 @@ def labelled(layout: DataLayout, new_notes: int) -> None:
     write_model(layout, "v1", [(1, True), (2, True)])
 
 
+def data_key(layout: DataLayout) -> str:
+    return count_label_changes(layout).key
+
+
 def test_retrain_below_the_threshold_skips_with_the_counts(instance, layout):
     labelled(layout, 2)
 
@@ -102,7 +111,9 @@ def test_retrain_below_the_threshold_skips_with_the_counts(instance, layout):
     assert isinstance(skip, dg.SkipReason)
     assert skip.skip_message == ("2 change(s) since model v1: 2 new labelled note(s), 0 note(s) whose kind/bug "
                                  "label changed, 0 bot feedback row(s); below the threshold of 3")
-    assert cursor == "v1:0:0"
+    assert cursor == data_key(layout)
+    assert cursor.startswith("v1:")
+    assert cursor.endswith(":0")
 
 
 def test_retrain_at_the_threshold_requests_an_unpromoted_retrain(instance, layout):
@@ -111,10 +122,11 @@ def test_retrain_at_the_threshold_requests_an_unpromoted_retrain(instance, layou
     request, cursor = evaluate(new_labels_sensor, instance)
 
     assert isinstance(request, dg.RunRequest)
-    assert request.run_key == "retrain-v1:0:0-attempt-1"
+    key = data_key(layout)
+    assert request.run_key == f"retrain-{key}-attempt-1"
     assert request.run_config == {"ops": {"kind_bug_classifier": {"config": {"promote": False}}}}
-    assert request.tags[RETRAIN_DATA_TAG] == "v1:0:0"
-    assert cursor == "v1:0:0"
+    assert request.tags[RETRAIN_DATA_TAG] == key
+    assert cursor == key
 
 
 def test_retrain_repeated_tick_is_harmless(instance, layout):
@@ -129,19 +141,21 @@ def test_retrain_repeated_tick_is_harmless(instance, layout):
 
 def test_retrain_failed_run_gets_new_key(instance, layout):
     labelled(layout, 3)
+    key = data_key(layout)
     create_run_for_test(instance, job_name=RETRAIN_JOB, status=dg.DagsterRunStatus.FAILURE,
-                        tags={RETRAIN_DATA_TAG: "v1:0:0"})
+                        tags={RETRAIN_DATA_TAG: key})
 
-    request, cursor = evaluate(new_labels_sensor, instance, "v1:0:0")
+    request, cursor = evaluate(new_labels_sensor, instance, key)
 
-    assert request.run_key == "retrain-v1:0:0-attempt-2"
-    assert cursor == "v1:0:0"
+    assert request.run_key == f"retrain-{key}-attempt-2"
+    assert cursor == key
 
 
 def test_retrain_skips_running_done_or_failing(instance, layout):
     labelled(layout, 3)
-    tags = {RETRAIN_DATA_TAG: "v1:0:0"}
-    running = create_run_for_test(instance, job_name=RETRAIN_JOB, status=dg.DagsterRunStatus.STARTED, tags=tags)
+    tags = {RETRAIN_DATA_TAG: data_key(layout)}
+    # Any retrain in progress makes the sensor wait, also one launched by hand without the data tag.
+    running = create_run_for_test(instance, job_name=RETRAIN_JOB, status=dg.DagsterRunStatus.STARTED)
     skip, _ = evaluate(new_labels_sensor, instance)
     assert f"retrain run {running.run_id} is in progress" in skip.skip_message
 
@@ -156,16 +170,35 @@ def test_retrain_skips_running_done_or_failing(instance, layout):
     assert f"run {succeeded.run_id} already retrained on these changes" in skip.skip_message
 
 
-def test_retrain_new_table_gets_new_key(instance, layout):
+def test_retrain_unchanged_rebuild_keeps_the_key(instance, layout):
+    """A daily export that rewrites the tables with the same labels does not retrain again.
+
+    Found by the end-to-end test: with a key taken from the table's write, the second export's
+    rebuild asked for a second retrain while the first one's model waited for promotion.
+    """
     labelled(layout, 3)
-    first, _ = evaluate(new_labels_sensor, instance)
+    first, cursor = evaluate(new_labels_sensor, instance)
+    create_run_for_test(instance, job_name=RETRAIN_JOB, status=dg.DagsterRunStatus.SUCCESS,
+                        tags=first.tags)
+    write_notes(layout, [(number, f"Fixed crash number {number}.", True) for number in range(1, 6)])
     instance.report_runless_asset_event(dg.AssetMaterialization("release_notes"))
 
-    second, cursor = evaluate(new_labels_sensor, instance, "v1:0:0")
+    skip, after = evaluate(new_labels_sensor, instance, cursor)
+
+    assert "already retrained on these changes" in skip.skip_message
+    assert after == cursor
+
+
+def test_retrain_changed_label_gets_new_key(instance, layout):
+    labelled(layout, 3)
+    first, cursor = evaluate(new_labels_sensor, instance)
+    write_notes(layout, [(number, f"Fixed crash number {number}.", number != 5) for number in range(1, 6)])
+
+    second, after = evaluate(new_labels_sensor, instance, cursor)
 
     assert second.run_key != first.run_key
-    assert cursor.startswith("v1:")
-    assert cursor != "v1:0:0"
+    assert after.startswith("v1:")
+    assert after != cursor
 
 
 def test_retrain_without_a_table_waits(instance, layout):
@@ -253,3 +286,48 @@ def test_instance_config_limits_exports_to_one_run(tmp_path):
 
     assert limits == [{"key": EXPORT_TAG, "limit": 1}]
     assert yaml.safe_load(DAGSTER_YAML)["telemetry"] == {"enabled": False}
+
+
+# -- case-16: a failed delta window --------------------------------------------------------------
+
+
+def test_failed_delta_window_is_fetched_again_at_the_next_tick(tmp_path, monkeypatch):
+    """case-16: the window starts from what was stored, a failed run moves nothing, the retry is not deduplicated.
+
+    The export's cursor is the newest ``updated_at`` in the raw store, which only a stored item
+    moves. The schedule's run key names the tick, so the next tick's request is a new run.
+    """
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    with FakeGitHub(make_items(300)) as server, dg.instance_for_test() as instance:
+        resources = github_resources(tmp_path, server, backoff_s=0.01, max_attempts=3)
+        assert dg.materialize(all_assets, selection=["raw_issues"], resources=resources, instance=instance).success
+        store = RawIssueStore(DataLayout(tmp_path).raw_issues_dir)
+        stored_before = store.newest_updated_at()
+        # Two items change inside the window, as in the case's data_updated_between.
+        for number, updated_at in ((5, "2030-05-01T00:10:00Z"), (250, "2030-05-01T00:40:00Z")):
+            server.upsert_item({**server.item(number), "title": f"edited {number}", "updated_at": updated_at})
+
+        first = daily_export_schedule(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2030, 5, 1, 1, 0, tzinfo=UTC)))
+        server.inject(502, times=3, path_contains="/issues")  # every attempt of the first delta request
+        failed = dg.materialize(all_assets, selection=["raw_issues"], resources=resources, instance=instance,
+                                raise_on_error=False)
+        failed_since = {request.query["since"][0] for request in server.requests if "since" in request.query}
+        assert not failed.success
+        assert store.newest_updated_at() == stored_before
+
+        third = daily_export_schedule(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2030, 5, 1, 1, 10, tzinfo=UTC)))
+        server.requests.clear()
+        done = dg.materialize(all_assets, selection=["raw_issues"], resources=resources, instance=instance)
+        # The first delta request; the last one asks for the next window, to store its ETag.
+        retried_since = [request.query["since"][0] for request in server.requests if "since" in request.query][0]
+
+    assert done.success
+    assert third.run_key != first.run_key
+    assert failed_since == {retried_since}
+    assert store.newest_updated_at() == datetime(2030, 5, 1, 0, 40, tzinfo=UTC)
+    items = list(store.iter_items())
+    assert len(items) == 300
+    assert sorted(item["number"] for item in items) == list(range(1, 301))
+    assert {item["title"] for item in items if item["number"] in (5, 250)} == {"edited 5", "edited 250"}
