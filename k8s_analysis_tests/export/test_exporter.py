@@ -1,8 +1,6 @@
 """Full, delta and resumed exports against the fake GitHub server, into a real raw store."""
 
-import json
 import logging
-import threading
 
 import pytest
 

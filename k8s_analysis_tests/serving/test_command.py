@@ -81,3 +81,6 @@ def test_serve_versions_folder_hints_current(models_dir):
 ])
 def test_serve_rejects_invalid_options(models_dir, option, value, message):
     result = run_serve("--model-dir", str(models_dir / "current"), option, value)
+
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
