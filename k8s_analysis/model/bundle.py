@@ -149,7 +149,8 @@ def promote(models_dir: Path, version: str) -> Path:
     """Point ``models/current`` at ``version`` by replacing the symbolic link atomically.
 
     The version ``current`` pointed at before is kept as ``models/previous``, which
-    ``rollback`` promotes again.
+    ``rollback`` promotes again. Promoting a version that a rollback left takes it off the
+    rolled-back list: that promotion was asked for by hand.
     """
     if not (models_dir / version / MANIFEST_FILE).is_file():
         raise ModelLoadError(f"cannot promote {version}: {models_dir / version} has no {MANIFEST_FILE}; "
@@ -159,6 +160,9 @@ def promote(models_dir: Path, version: str) -> Path:
     if before is not None and before != version:
         _replace_link(models_dir / "previous", before)
     _replace_link(current, version)
+    rolled_back = rolled_back_versions(models_dir)
+    if version in rolled_back:
+        _write_rolled_back(models_dir, rolled_back - {version})
     return current
 
 
@@ -173,8 +177,7 @@ def rollback(models_dir: Path) -> tuple[str, str]:
     target = os.readlink(previous)
     promote(models_dir, target)
     if left != "(none)":
-        rolled_back = rolled_back_versions(models_dir) | {left}
-        write_text(models_dir / ROLLED_BACK_FILE, json.dumps(sorted(rolled_back - {target}), indent=2) + "\n")
+        _write_rolled_back(models_dir, rolled_back_versions(models_dir) | {left})
     return left, target
 
 
@@ -182,6 +185,10 @@ def rolled_back_versions(models_dir: Path) -> set[str]:
     """Return the versions a rollback left; automatic promotion skips them."""
     path = models_dir / ROLLED_BACK_FILE
     return set(json.loads(path.read_text())) if path.is_file() else set()
+
+
+def _write_rolled_back(models_dir: Path, versions: set[str]) -> None:
+    write_text(models_dir / ROLLED_BACK_FILE, json.dumps(sorted(versions), indent=2) + "\n")
 
 
 def list_versions(models_dir: Path) -> list[str]:

@@ -172,3 +172,18 @@ def test_promotion_skips_a_rolled_back_version(layout):
     # Rolling back again returns to v2 and takes it off the list.
     assert rollback(layout.models_dir) == ("v1", "v2")
     assert json.loads((layout.models_dir / "rolled-back.json").read_text()) == ["v1"]
+
+
+def test_redeploy_by_hand_takes_a_version_off_the_rolled_back_list(layout):
+    """Found by a new user: after a rollback, redeploy_job promoted v2 but the list still named it."""
+    from k8s_analysis.model.bundle import promote, rollback, rolled_back_versions
+
+    write_model(layout, "v1", None, metrics={"validation": {"f1": 0.76}, "checks": checks()})
+    write_model(layout, "v2", None, metrics={"validation": {"f1": 0.78}, "checks": checks()})
+    (layout.models_dir / "previous").symlink_to("v1")
+    rollback(layout.models_dir)
+
+    promote(layout.models_dir, "v2")
+
+    assert rolled_back_versions(layout.models_dir) == set()
+    assert promotion_decision(layout.models_dir, "v2").reason == "model v2 is already promoted"
