@@ -14,8 +14,15 @@ stops requesting it and gives the reason on its tick.
 """
 
 import os
+import warnings
 
 import dagster as dg
+
+# Dagster 1.13 passes `owners` on to SensorDefinition even when it is unset, here and each time
+# it copies a sensor while loading the code, and every such call warns that the parameter is
+# in beta. This project sets no owners, so the one message is silenced in processes that load it.
+warnings.filterwarnings("ignore", message=r"Parameter `owners` of initializer `SensorDefinition",
+                        category=dg.BetaWarning)
 
 from k8s_analysis.automation.decisions import count_label_changes, promotion_decision
 from k8s_analysis.jobs import EXPORT_TAG, EXPORT_TAGS, RETRAIN_JOB, incremental_export_job, retrain_job
