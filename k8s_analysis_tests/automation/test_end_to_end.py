@@ -209,8 +209,13 @@ def automation_flow(root: Path) -> Iterator[dict]:
             {"instances": ["Fixed a panic in the kubelet when a pod has no containers."]})
         record["server_log"] = server.log()
         lap("served")
+        # The schedule goes on firing every minute: wait for a second export, to check that
+        # the exports stayed one at a time and that the rebuild started no second retrain.
+        record["export_runs"] = dagster.wait_until(
+            lambda: (runs := [run for run in dagster.runs(INCREMENTAL_EXPORT_JOB) if run["startTime"]])[1:] and runs,
+            EXPORT_TIMEOUT_S, "a second incremental_export_job run", interval=2)
+        lap("exported_again")
         record["retrain_runs"] = dagster.runs(RETRAIN_JOB)
-        record["export_runs"] = dagster.runs(INCREMENTAL_EXPORT_JOB)
         record["schedule_ticks"] = dagster.instigator_state("schedule", "daily_export_schedule")["ticks"]
         record["redeploy_runs"] = dagster.runs("redeploy_job")
         yield record
@@ -409,6 +414,11 @@ def test_ui_evaluation_shows_metrics_and_plots(ui, automation):
     image.wait_for()
     width = image.evaluate("node => node.complete ? node.naturalWidth : 0")
     assert width > 200
+    # The dialog fades in; a screenshot taken at once shows the table through it.
+    ui.page.wait_for_function(
+        "() => [...document.querySelectorAll('[role=dialog], [role=dialog] *')]"
+        ".every(node => getComputedStyle(node).opacity === '1')")
+    ui.page.wait_for_timeout(300)
     ui.screenshot("dagster-roc-curve.png")
     ui.page.keyboard.press("Escape")
 
