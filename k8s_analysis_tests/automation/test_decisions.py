@@ -174,7 +174,7 @@ def test_promotion_skips_a_rolled_back_version(layout):
     assert json.loads((layout.models_dir / "rolled-back.json").read_text()) == ["v1"]
 
 
-def test_redeploy_by_hand_takes_a_version_off_the_rolled_back_list(layout):
+def test_promote_unlists_rolled_back(layout):
     """Found by a new user: after a rollback, redeploy_job promoted v2 but the list still named it."""
     from k8s_analysis.model.bundle import promote, rollback, rolled_back_versions
 

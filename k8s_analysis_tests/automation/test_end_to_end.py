@@ -147,12 +147,14 @@ def automation_flow(root: Path) -> Iterator[dict]:
         record["sensor_start_output"] = dagster.cli("sensor", "start", "--start-all")
         lap("dagster_ready")
 
-        # 1. Nothing changed since the first model was trained.
-        def skipped_tick():
+        def sensor_tick(status: str, after: float = 0.0):
+            """The newest new_labels_sensor tick with ``status``, once one exists after ``after``."""
             ticks = dagster.instigator_state("sensor", "new_labels_sensor")["ticks"]
-            return next((tick for tick in ticks if tick["status"] == "SKIPPED"), None)
+            return next((tick for tick in ticks if tick["status"] == status and tick["timestamp"] > after), None)
 
-        record["quiet_tick"] = dagster.wait_until(skipped_tick, 90, "a skipped new_labels_sensor tick")
+        # 1. Nothing changed since the first model was trained.
+        record["quiet_tick"] = dagster.wait_until(lambda: sensor_tick("SKIPPED"), 90,
+                                                  "a skipped new_labels_sensor tick")
         record["cursor_before_error"] = \
             dagster.instigator_state("sensor", "new_labels_sensor")["typeSpecificData"]["lastCursor"]
 
@@ -160,22 +162,14 @@ def automation_flow(root: Path) -> Iterator[dict]:
         layout.label_feedback_path.parent.mkdir(parents=True, exist_ok=True)
         layout.label_feedback_path.write_bytes(b"not a parquet file")
 
-        def failed_tick():
-            ticks = dagster.instigator_state("sensor", "new_labels_sensor")["ticks"]
-            return next((tick for tick in ticks if tick["status"] == "FAILURE"), None)
-
-        record["failed_tick"] = dagster.wait_until(failed_tick, 60, "a failed new_labels_sensor tick")
+        record["failed_tick"] = dagster.wait_until(lambda: sensor_tick("FAILURE"), 60,
+                                                   "a failed new_labels_sensor tick")
         record["cursor_after_error"] = \
             dagster.instigator_state("sensor", "new_labels_sensor")["typeSpecificData"]["lastCursor"]
         layout.label_feedback_path.unlink()
 
-        def recovered_tick():
-            ticks = dagster.instigator_state("sensor", "new_labels_sensor")["ticks"]
-            newest = ticks[0]
-            return newest if newest["status"] == "SKIPPED" and \
-                newest["timestamp"] > record["failed_tick"]["timestamp"] else None
-
-        record["recovered_tick"] = dagster.wait_until(recovered_tick, 60, "a tick after the repair")
+        record["recovered_tick"] = dagster.wait_until(
+            lambda: sensor_tick("SKIPPED", after=record["failed_tick"]["timestamp"]), 60, "a tick after the repair")
         record["ticks_around_error"] = dagster.instigator_state("sensor", "new_labels_sensor")["ticks"]
         lap("tick_error_seen")
 

@@ -291,7 +291,7 @@ def test_instance_config_limits_exports_to_one_run(tmp_path):
 # -- case-16: a failed delta window --------------------------------------------------------------
 
 
-def test_failed_delta_window_is_fetched_again_at_the_next_tick(tmp_path, monkeypatch):
+def test_export_retries_failed_window(tmp_path, monkeypatch):
     """case-16: the window starts from what was stored, a failed run moves nothing, the retry is not deduplicated.
 
     The export's cursor is the newest ``updated_at`` in the raw store, which only a stored item
@@ -320,7 +320,7 @@ def test_failed_delta_window_is_fetched_again_at_the_next_tick(tmp_path, monkeyp
             instance=instance, scheduled_execution_time=datetime(2030, 5, 1, 1, 10, tzinfo=UTC)))
         server.requests.clear()
         done = dg.materialize(all_assets, selection=["raw_issues"], resources=resources, instance=instance)
-        # The first delta request; the last one asks for the next window, to store its ETag.
+        # The first delta request; the last one fetches the next window, to store its ETag.
         retried_since = [request.query["since"][0] for request in server.requests if "since" in request.query][0]
 
     assert done.success
