@@ -84,10 +84,10 @@ class DagsterDev:
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.loads(response.read())
-        if answer.get("errors"):
-            raise AssertionError(f"GraphQL errors: {answer['errors']}")
-        return answer["data"]
+            result = json.loads(response.read())
+        if result.get("errors"):
+            raise AssertionError(f"GraphQL errors: {result['errors']}")
+        return result["data"]
 
     def wait_ready(self) -> None:
         """Wait until the webserver serves the code location's asset graph."""
@@ -128,20 +128,20 @@ class DagsterDev:
         }[kind]
         selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY_NAME, f"{kind}Name": name}
         query = TICKS_QUERY % {"field": field, "argument": argument, "type": type_name, "state": state}
-        answer = self.graphql(query, {"selector": selector, "limit": limit})[field]
-        if answer["__typename"] != type_name:
-            raise AssertionError(f"no {kind} {name}: {answer}")
-        for tick in answer[state]["ticks"]:
+        result = self.graphql(query, {"selector": selector, "limit": limit})[field]
+        if result["__typename"] != type_name:
+            raise AssertionError(f"no {kind} {name}: {result}")
+        for tick in result[state]["ticks"]:
             error = tick.pop("error")
             # The error and its causes, outermost first, as the tick's page lists them.
             tick["errors"] = [error["message"], *(link["error"]["message"] for link in error["errorChain"])] \
                 if error else []
-        return answer[state]
+        return result[state]
 
     def runs(self, job_name: str) -> list[dict]:
         """The job's runs, newest first, each with its tags as a dict."""
-        answer = self.graphql(RUNS_QUERY, {"filter": {"pipelineName": job_name}})["runsOrError"]
-        runs = answer["results"]
+        result = self.graphql(RUNS_QUERY, {"filter": {"pipelineName": job_name}})["runsOrError"]
+        runs = result["results"]
         for run in runs:
             run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
         return runs

@@ -85,7 +85,7 @@ def test_count_without_a_table_raises(layout):
 
 
 @pytest.mark.parametrize("damaged", ["release_notes", "training labels", "feedback"])
-def test_count_names_a_damaged_file_and_the_fix(layout, damaged):
+def test_count_damaged_file_error(layout, damaged):
     write_notes(layout, [(1, "Fixed a crash.", True)])
     write_model(layout, "v1", [(1, True)])
     path = {"release_notes": layout.table_path("release_notes"),
@@ -104,7 +104,7 @@ def test_count_names_a_damaged_file_and_the_fix(layout, damaged):
     assert ".." not in message
 
 
-def test_same_labels_give_the_same_key(layout):
+def test_key_follows_labels(layout):
     write_model(layout, "v1", [(1, True)])
     write_notes(layout, [(2, "Fixed a leak.", True), (1, "Fixed a crash.", True)])
     first = count_label_changes(layout).key
@@ -175,7 +175,7 @@ def test_promotion_skips_a_rolled_back_version(layout):
 
 
 def test_promote_unlists_rolled_back(layout):
-    """Found by a new user: after a rollback, redeploy_job promoted v2 but the list still named it."""
+    """Promoting by hand, as redeploy_job does, removes the version from the rolled-back list."""
     from k8s_analysis.model.bundle import promote, rollback, rolled_back_versions
 
     write_model(layout, "v1", None, metrics={"validation": {"f1": 0.76}, "checks": checks()})

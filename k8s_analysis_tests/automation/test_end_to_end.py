@@ -6,15 +6,15 @@ and `dagster dev` on 127.0.0.1, turns the schedule and the sensors on with the `
 and watches what a user would watch:
 
 1. the sensor skips with its counts while nothing changed;
-2. a damaged feedback file makes one tick fail, and the cursor stays where it was (case-16);
+2. a damaged feedback file makes one tick fail, and the cursor stays where it was;
 3. 40 pull requests with labelled notes appear on GitHub, and the schedule's delta export
    stores them;
 4. the sensor counts them and requests a retrain, which saves a model without promoting it;
 5. the promotion sensor requests the redeploy job, which promotes the new version;
-6. the running prediction server answers with the new version.
+6. the running prediction server serves the new version.
 
 The flow runs once in a module fixture; each test checks one part of what it recorded.
-The browser tests in test_dagster_ui_pages.py look at the same instance.
+The browser tests at the end of this module open the same instance's UI.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def automation_flow(root: Path) -> Iterator[dict]:
         record["cursor_before_error"] = \
             dagster.instigator_state("sensor", "new_labels_sensor")["typeSpecificData"]["lastCursor"]
 
-        # 2. case-16: an evaluation that raises records a tick error and leaves the cursor alone.
+        # 2. An evaluation that raises records a tick error and leaves the cursor alone.
         layout.label_feedback_path.parent.mkdir(parents=True, exist_ok=True)
         layout.label_feedback_path.write_bytes(b"not a parquet file")
 
@@ -236,8 +236,8 @@ def test_quiet_sensor_tick_gives_counts(automation):
     assert automation["cursor_before_error"].startswith(f"{automation['first_version']}:")
 
 
-def test_sensor_error_is_one_tick_and_keeps_the_cursor(automation):
-    """case-16: the exception shows on the tick, the cursor does not move, and no run is requested."""
+def test_sensor_error_keeps_cursor(automation):
+    """The exception shows on the tick, the cursor does not move, and no run is requested."""
     failed = automation["failed_tick"]
     cause = next(message for message in failed["errors"] if "UnreadableTableError" in message)
     assert cause.startswith(f"k8s_analysis.automation.decisions.UnreadableTableError: cannot read "
@@ -251,7 +251,7 @@ def test_sensor_error_is_one_tick_and_keeps_the_cursor(automation):
     assert 1 <= len(failures) <= 3
 
 
-def test_schedule_export_is_a_delta_that_stores_each_item_once(automation):
+def test_schedule_export_stores_delta(automation):
     run = automation["export_run"]
     assert run["tags"][EXPORT_TAG] == "raw_issues"
     assert run["tags"]["dagster/schedule_name"] == "daily_export_schedule"
@@ -272,13 +272,13 @@ def test_export_runs_never_overlap(automation):
     spans = sorted((run["startTime"], run["endTime"] or float("inf")) for run in runs)
     for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False):
         assert end <= next_start
-    # A tick that came while an export ran says so.
+    # A tick that came while an export ran gives that as its reason.
     for tick in automation["schedule_ticks"]:
         if tick["status"] == "SKIPPED":
             assert "two exports never overlap" in tick["skipReason"]
 
 
-def test_new_labels_sensor_requests_an_unpromoted_retrain(automation):
+def test_sensor_requests_unpromoted_retrain(automation):
     run = automation["retrain_run"]
     reason = run["tags"]["k8s-analysis/reason"]
     assert reason.startswith(f"{NEW_NOTES} change(s) since model {automation['first_version']}: "
@@ -290,7 +290,7 @@ def test_new_labels_sensor_requests_an_unpromoted_retrain(automation):
     assert config["ops"]["kind_bug_classifier"]["config"]["promote"] is False
 
 
-def test_promotion_sensor_redeploys_the_new_version(automation):
+def test_promotion_redeploys_new_version(automation):
     first, promoted = automation["first_version"], automation["promoted_version"]
     assert promoted != first
     run = automation["redeploy_run"]
@@ -300,13 +300,13 @@ def test_promotion_sensor_redeploys_the_new_version(automation):
     assert os.readlink(previous) == first
 
 
-def test_one_retrain_and_one_redeploy_despite_repeated_exports(automation):
+def test_repeated_exports_retrain_once(automation):
     """The schedule fires every minute here; the exports after the first change no label."""
     assert len(automation["retrain_runs"]) == 1
     assert len(automation["redeploy_runs"]) == 1
 
 
-def test_running_server_answers_with_the_promoted_version(automation):
+def test_server_serves_promoted_version(automation):
     assert automation["served_before"] == automation["first_version"]
     assert automation["served_after"] == automation["promoted_version"]
     status, body = automation["prediction"]
@@ -318,8 +318,8 @@ def test_running_server_answers_with_the_promoted_version(automation):
 
 # -- what a user sees in the Dagster UI --------------------------------------------------------
 
-# With this variable set to a folder (the README's images come from docs/images), the browser
-# tests save their screenshots there; otherwise in the test's temporary folder.
+# The browser tests save their screenshots in the folder this variable names, else in a
+# temporary folder. The docs' images come from a run with docs/images.
 SCREENSHOTS_ENV = "K8S_ANALYSIS_SCREENSHOTS"
 VIEWPORT = {"width": 1400, "height": 900}
 UI_TIMEOUT_MS = 30_000
@@ -368,7 +368,7 @@ class UiPage:
         return path
 
 
-def test_ui_asset_graph_shows_the_groups(ui):
+def test_ui_asset_graph_groups(ui):
     ui.open("/asset-groups", "Global asset lineage")
     ui.page.get_by_text("analysis", exact=True).last.wait_for()
     ui.page.wait_for_timeout(1500)  # the graph lays itself out after the data arrives
@@ -387,14 +387,14 @@ def test_ui_asset_graph_shows_the_groups(ui):
     assert ui.screenshot("dagster-asset-graph.png").stat().st_size > 10_000
 
 
-def test_ui_table_shows_its_row_count(ui, automation):
+def test_ui_table_row_count(ui, automation):
     ui.open("/assets/pull_requests", "Row count")
     text = ui.text()
     assert re.search(rf"Row count\n+{automation['items']}\n", text)
     assert "release_notes_found" in text
 
 
-def test_ui_evaluation_shows_metrics_and_plots(ui, automation):
+def test_ui_evaluation_metrics_plots(ui, automation):
     ui.open("/assets/classifier_evaluation", "metrics")
     text = ui.text()
     assert automation["promoted_version"] in text
@@ -417,7 +417,7 @@ def test_ui_evaluation_shows_metrics_and_plots(ui, automation):
     ui.page.keyboard.press("Escape")
 
 
-def test_ui_lists_the_schedule_and_sensors_running(ui):
+def test_ui_automation_all_running(ui):
     ui.open("/automation", "daily_export_schedule")
     for name in ("daily_export_schedule", "new_labels_sensor", "model_promotion_sensor"):
         row = ui.page.locator("div[data-index]", has_text=name)
@@ -427,7 +427,7 @@ def test_ui_lists_the_schedule_and_sensors_running(ui):
     ui.screenshot("dagster-automation.png")
 
 
-def test_ui_sensor_page_shows_ticks_with_reasons(ui, automation):
+def test_ui_sensor_tick_reasons(ui, automation):
     page = ui.open("/locations/k8s_analysis/sensors/new_labels_sensor", "Latest tick")
     cursor = automation["dagster"].instigator_state("sensor", "new_labels_sensor")["typeSpecificData"]["lastCursor"]
     assert cursor in ui.text()
@@ -444,7 +444,7 @@ def test_ui_sensor_page_shows_ticks_with_reasons(ui, automation):
     assert retrain["tags"]["k8s-analysis/reason"] in ui.text()
 
 
-def test_ui_schedule_page_shows_the_export_tick(ui):
+def test_ui_schedule_page_ticks(ui):
     ui.open("/locations/k8s_analysis/schedules/daily_export_schedule", "Latest tick")
     text = ui.text()
     assert "Every minute" in text or "* * * * *" in text
@@ -453,7 +453,7 @@ def test_ui_schedule_page_shows_the_export_tick(ui):
     ui.screenshot("dagster-export-schedule.png")
 
 
-def test_ui_runs_page_shows_the_whole_flow(ui, automation):
+def test_ui_runs_page_flow(ui, automation):
     """Export, retrain and redeploy, each launched by its schedule or sensor."""
     ui.open("/runs", "Launched by")
     text = ui.text()

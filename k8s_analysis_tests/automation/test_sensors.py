@@ -170,11 +170,11 @@ def test_retrain_skips_running_done_or_failing(instance, layout):
     assert f"run {succeeded.run_id} already retrained on these changes" in skip.skip_message
 
 
-def test_retrain_unchanged_rebuild_keeps_the_key(instance, layout):
+def test_retrain_rebuild_keeps_key(instance, layout):
     """A daily export that rewrites the tables with the same labels does not retrain again.
 
-    Found by the end-to-end test: with a key taken from the table's write, the second export's
-    rebuild asked for a second retrain while the first one's model waited for promotion.
+    A key taken from the table's write would change at each export, so the next export's
+    rebuild would request a second retrain while the first one's model waits for promotion.
     """
     labelled(layout, 3)
     first, cursor = evaluate(new_labels_sensor, instance)
@@ -216,10 +216,15 @@ def trained_event(instance, version: str) -> None:
                                                                 metadata={"version": version}))
 
 
-def test_promotion_requests_the_better_version(instance, layout):
+def trained_candidate(instance, layout, f1: float) -> None:
+    """Promote v1 and record a newer v2, trained with validation F1 ``f1``, that passed its checks."""
     write_model(layout, "v1", None)
-    write_model(layout, "v2", None, promote=False, metrics={"validation": {"f1": 0.78}, "checks": checks()})
+    write_model(layout, "v2", None, promote=False, metrics={"validation": {"f1": f1}, "checks": checks()})
     trained_event(instance, "v2")
+
+
+def test_promotion_requests_the_better_version(instance, layout):
+    trained_candidate(instance, layout, 0.78)
 
     request, cursor = evaluate(model_promotion_sensor, instance)
 
@@ -229,9 +234,7 @@ def test_promotion_requests_the_better_version(instance, layout):
 
 
 def test_promotion_skips_the_worse_version(instance, layout):
-    write_model(layout, "v1", None)
-    write_model(layout, "v2", None, promote=False, metrics={"validation": {"f1": 0.70}, "checks": checks()})
-    trained_event(instance, "v2")
+    trained_candidate(instance, layout, 0.70)
 
     skip, _ = evaluate(model_promotion_sensor, instance)
 
@@ -288,11 +291,11 @@ def test_instance_config_limits_exports_to_one_run(tmp_path):
     assert yaml.safe_load(DAGSTER_YAML)["telemetry"] == {"enabled": False}
 
 
-# -- case-16: a failed delta window --------------------------------------------------------------
+# -- a failed delta window ----------------------------------------------------------------------
 
 
 def test_export_retries_failed_window(tmp_path, monkeypatch):
-    """case-16: the window starts from what was stored, a failed run moves nothing, the retry is not deduplicated.
+    """The window starts from what was stored, a failed run moves nothing, and the retry is a new run.
 
     The export's cursor is the newest ``updated_at`` in the raw store, which only a stored item
     moves. The schedule's run key names the tick, so the next tick's request is a new run.
