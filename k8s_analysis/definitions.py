@@ -4,6 +4,7 @@ import dagster as dg
 
 from k8s_analysis import automation
 from k8s_analysis.assets import all_asset_checks, all_assets
+from k8s_analysis.execution import executor_from_environment
 from k8s_analysis.jobs import export_issues, incremental_export_job, materialize_all, retrain_job
 from k8s_analysis.resources import default_resources
 
@@ -14,4 +15,5 @@ defs = dg.Definitions(
     schedules=automation.schedules,
     sensors=automation.sensors,
     resources=default_resources(),
+    executor=executor_from_environment(),
 )
