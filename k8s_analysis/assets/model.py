@@ -8,6 +8,7 @@ import pandas as pd
 
 from k8s_analysis.assets.analysis import chart_markdown
 from k8s_analysis.atomic import write_parquet
+from k8s_analysis.execution import training_op_tags
 from k8s_analysis.model import evaluation
 from k8s_analysis.model.bundle import TRAINING_LABELS_FILE, new_version_name, promote, save_bundle
 from k8s_analysis.model.dataset import SplitConfig, apply_feedback, build_dataset, release_key
@@ -122,6 +123,8 @@ def version_fingerprint(dataset, config: ModelConfig) -> str:
 @dg.asset(
     group_name="model",
     kinds={"keras", "scikitlearn"},
+    # On Kubernetes this step alone gets the GPU limit, node selector and tolerations.
+    op_tags=training_op_tags(),
     check_specs=[
         dg.AssetCheckSpec(CHECK_TRAINED, asset=CLASSIFIER,
                           description="The notes gave a vocabulary and both classes in both splits, "
