@@ -24,7 +24,8 @@ from k8s_analysis.execution import (
 )
 
 GPU_CONFIG = {
-    "container_config": {"resources": {"limits": {"nvidia.com/gpu": 2}}},
+    "container_config": {"image": "ghcr.io/k8s-analysis/k8s-analysis:0.1.0-gpu",
+                         "resources": {"limits": {"nvidia.com/gpu": 2}}},
     "pod_spec_config": {
         "node_selector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
@@ -68,11 +69,13 @@ def test_gpu_config_only_on_training():
     assert set(described["executors"].values()) == {"k8s"}
 
     pod = step_job(described["tags"]["kind_bug_classifier"]).spec.template.spec
+    assert pod.containers[0].image == "ghcr.io/k8s-analysis/k8s-analysis:0.1.0-gpu"
     assert pod.containers[0].resources.limits == {"nvidia.com/gpu": "2"}
     assert pod.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert [(t.key, t.operator, t.effect) for t in pod.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
 
     evaluation = step_job(described["tags"]["classifier_evaluation"]).spec.template.spec
+    assert evaluation.containers[0].image == "ghcr.io/k8s-analysis/k8s-analysis:0.1.0"
     assert evaluation.containers[0].resources.limits is None
     assert evaluation.node_selector is None
     assert evaluation.tolerations is None
