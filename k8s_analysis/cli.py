@@ -8,8 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from k8s_analysis.paths import DATA_DIR_ENV, DataLayout, resolve_data_dir
+from k8s_analysis.paths import DATA_DIR_ENV, STORAGE_URL_ENV, DataLayout, resolve_data_dir
+
+if TYPE_CHECKING:
+    from k8s_analysis.storage import TablePath
 
 logger = logging.getLogger("k8s_analysis")
 
@@ -35,6 +39,16 @@ concurrency:
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Dagster's console logger prints every step event at DEBUG; INFO keeps the asset logs.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def model_dir_argument(value: str):
+    """Parse --model-dir for serve and bot: a local folder, or a URL such as s3://BUCKET/PREFIX/models/current."""
+    from k8s_analysis.storage import StorageConfigError, model_location
+
+    try:
+        return model_location(value)
+    except StorageConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,14 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve predictions over HTTP (KServe V1 and V2 routes, Prometheus metrics)",
         description="Serve the promoted model over HTTP: POST /v1/models/NAME:predict, "
                     "POST /v2/models/NAME/infer, GET /v2/health/ready, GET /metrics. The server reloads "
-                    "the model when DATA_DIR/models/current points at a new version.",
+                    "the model when DATA_DIR/models/current points at a new version, or, with "
+                    f"{STORAGE_URL_ENV} set, when STORAGE/models/current.json names a new version.",
     )
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 listens on every interface)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="worker processes sharing the port (default 1)")
-    serve.add_argument("--model-dir", type=Path, help="model version folder (default: DATA_DIR/models/current)")
+    serve.add_argument("--model-dir", type=model_dir_argument,
+                       help="model version folder, or the promoted model in object storage given as "
+                            f"STORAGE/models/current, such as s3://BUCKET/PREFIX/models/current (default: "
+                            f"${STORAGE_URL_ENV}/models/current when that is set, else DATA_DIR/models/current)")
     serve.add_argument("--model-name", default="kubernetes-analysis",
                        help="the NAME in the routes (default kubernetes-analysis)")
     serve.add_argument("--max-body-bytes", type=int, default=1024 * 1024, metavar="BYTES",
@@ -159,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
         "rollback", parents=[common],
         help="promote the model version that was current before the last promotion",
         description="Point DATA_DIR/models/current back at DATA_DIR/models/previous, and keep the version it "
-                    "leaves as the new previous, so a second rollback undoes the first. A running prediction "
+                    "leaves as the new previous, so a second rollback undoes the first. With "
+                    f"{STORAGE_URL_ENV} set, STORAGE/models/current.json is rewritten too. A running prediction "
                     "server and bot load it within their reload interval.",
     )
 
@@ -180,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="log the comments and label changes instead of making them")
     bot.add_argument("--insecure-no-signature", action="store_true",
                      help="accept deliveries without a valid X-Hub-Signature-256 (local tests only)")
-    bot.add_argument("--model-dir", type=Path, help="model version folder (default: DATA_DIR/models/current)")
+    bot.add_argument("--model-dir", type=model_dir_argument,
+                     help="model version folder, or STORAGE/models/current in object storage (default: "
+                          f"${STORAGE_URL_ENV}/models/current when that is set, else DATA_DIR/models/current)")
     bot.add_argument("--predict-url", metavar="URL",
                      help="predict through a running `k8s-analysis serve` instead of in-process, given as the "
                           "model's V1 URL, such as http://127.0.0.1:8080/v1/models/kubernetes-analysis")
@@ -205,8 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # TensorFlow's C++ start-up banners (oneDNN, CPU features) are noise to a user.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    layout = DataLayout(resolve_data_dir(getattr(args, "data_dir", None)))
     try:
+        layout = DataLayout(resolve_data_dir(getattr(args, "data_dir", None)))
         if args.command == "import":
             return import_command(args, layout)
         if args.command == "run":
@@ -284,10 +305,11 @@ def run_command(layout: DataLayout) -> int:
 
 def train_command(args: argparse.Namespace, layout: DataLayout) -> int:
     from k8s_analysis.jobs import RETRAIN_JOB
+    from k8s_analysis.storage import table_exists
     from k8s_analysis.summary import model_line, new_model_not_promoted, step_failures
 
     notes_path = layout.table_path("release_notes")
-    if not notes_path.is_file():
+    if not table_exists(notes_path):
         raise ValueError(f"no release_notes table at {notes_path}; build the tables first: "
                          f"`k8s-analysis --data-dir {layout.root} import EXPORT RELEASE_NOTES`, then "
                          f"`k8s-analysis --data-dir {layout.root} run`")
@@ -324,7 +346,7 @@ def training_happened(result) -> bool:
     return False
 
 
-def tune_command(layout: DataLayout, notes_path: Path, trials: int) -> None:
+def tune_command(layout: DataLayout, notes_path: TablePath, trials: int) -> None:
     import json
     from datetime import UTC, datetime
 
@@ -334,10 +356,11 @@ def tune_command(layout: DataLayout, notes_path: Path, trials: int) -> None:
     from k8s_analysis.atomic import write_text
     from k8s_analysis.model.dataset import build_dataset
     from k8s_analysis.model.tune import tune
+    from k8s_analysis.storage import read_parquet
 
     defaults = ClassifierConfig()
     base = defaults.to_model_config(read_tuned_config(layout.tuned_config_path, logger))
-    dataset = build_dataset(pd.read_parquet(notes_path), defaults.split_config(), log=logger)
+    dataset = build_dataset(read_parquet(notes_path), defaults.split_config(), log=logger)
     results = tune(dataset, base, trials=trials, seed=defaults.seed, log=logger)
     table = pd.DataFrame([trial.row() for trial in results])
     table.index = range(1, len(table) + 1)
@@ -490,19 +513,21 @@ def predict_command(args: argparse.Namespace, layout: DataLayout, parser: argpar
 def serve_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:
     from k8s_analysis.serving.server import serve
     from k8s_analysis.serving.settings import ServerSettings
+    from k8s_analysis.storage import is_pointer_location
 
     if not 0 <= args.port <= 65535:
         parser.error(f"invalid --port {args.port}: give 0 to 65535")
     if args.workers < 1:
         parser.error(f"invalid --workers {args.workers}: give 1 or more")
-    model_dir = args.model_dir or layout.current_model_dir
-    # The model may appear later, and the server waits for it. A --model-dir in a folder that
-    # does not exist is a typo, though; the default folder appears with the first training.
-    if args.model_dir is not None and not model_dir.parent.is_dir():
-        parser.error(f"invalid --model-dir {model_dir}: the folder {model_dir.parent} does not exist")
-    if (model_dir / "current").is_dir() and not (model_dir / "manifest.json").is_file():
-        parser.error(f"{model_dir} contains model versions, not one model: did you mean --model-dir "
-                     f"{model_dir / 'current'}?")
+    model_dir = args.model_dir or layout.promoted_model
+    if not is_pointer_location(model_dir):
+        # The model may appear later, and the server waits for it. A --model-dir in a folder that
+        # does not exist is a typo, though; the default folder appears with the first training.
+        if args.model_dir is not None and not model_dir.parent.is_dir():
+            parser.error(f"invalid --model-dir {model_dir}: the folder {model_dir.parent} does not exist")
+        if (model_dir / "current").is_dir() and not (model_dir / "manifest.json").is_file():
+            parser.error(f"{model_dir} contains model versions, not one model: did you mean --model-dir "
+                         f"{model_dir / 'current'}?")
     try:
         settings = ServerSettings(model_dir, args.model_name, args.max_body_bytes, args.reload_interval,
                                   log_level="DEBUG" if args.verbose else "INFO")
@@ -514,16 +539,21 @@ def serve_command(args: argparse.Namespace, layout: DataLayout, parser: argparse
 
 def rollback_command(layout: DataLayout) -> int:
     from k8s_analysis.model.bundle import rollback
+    from k8s_analysis.storage import publish_model
 
     left, current = rollback(layout.models_dir)
     print(f"rolled back: {layout.current_model_dir} now points at {current} (was {left}); run rollback again "
           "to undo")
+    published = publish_model(layout, current, promoted=True)
+    if published is not None:
+        print(f"object storage: {published.parent / 'current.json'} now names {current}")
     return 0
 
 
 def bot_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.ArgumentParser) -> int:
     from k8s_analysis.bot.server import BotOptions, run_bot
     from k8s_analysis.export.client import check_api_url
+    from k8s_analysis.storage import is_pointer_location
 
     if not 0 <= args.port <= 65535:
         parser.error(f"invalid --port {args.port}: give 0 to 65535")
@@ -534,7 +564,7 @@ def bot_command(args: argparse.Namespace, layout: DataLayout, parser: argparse.A
         parser.error(f"invalid --shutdown-timeout {args.shutdown_timeout}: give 0 or more seconds")
     if args.model_dir is not None and args.predict_url:
         parser.error("give --model-dir or --predict-url, not both")
-    if args.model_dir is not None and not args.model_dir.parent.is_dir():
+    if args.model_dir is not None and not is_pointer_location(args.model_dir) and not args.model_dir.parent.is_dir():
         parser.error(f"invalid --model-dir {args.model_dir}: the folder {args.model_dir.parent} does not exist")
     if args.predict_url and not args.predict_url.startswith(("http://", "https://")):
         parser.error(f"invalid --predict-url {args.predict_url!r}: give the model's V1 URL, such as "

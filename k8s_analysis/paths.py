@@ -1,12 +1,22 @@
-"""Layout of the data directory; other tools read these paths, so they are a contract."""
+"""Layout of the data directory; other tools read these paths, so they are a contract.
+
+With object storage configured (``K8S_ANALYSIS_STORAGE_URL``, see ``storage.py``), the tables
+live in ``<storage>/tables/`` instead of ``DATA_DIR/tables/``, and the promoted model is read
+from ``<storage>/models/current``. Everything else stays in the data directory.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 DATA_DIR_ENV = "K8S_ANALYSIS_DATA_DIR"
+STORAGE_URL_ENV = "K8S_ANALYSIS_STORAGE_URL"
 DEFAULT_DATA_DIR = "data"
 
 
@@ -16,11 +26,23 @@ def resolve_data_dir(value: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+def storage_from_environment() -> UPath | None:
+    """Return the storage root that $K8S_ANALYSIS_STORAGE_URL names, or None when it is unset."""
+    if not os.environ.get(STORAGE_URL_ENV, "").strip():
+        return None
+    # Imported here because it loads pandas and fsspec, which commands without storage never need.
+    from k8s_analysis.storage import storage_root
+
+    return storage_root()
+
+
 @dataclass(frozen=True)
 class DataLayout:
-    """Every path the pipeline reads or writes under one data directory."""
+    """Every path the pipeline reads or writes under one data directory, and in object storage."""
 
     root: Path
+    storage: UPath | None = field(default_factory=storage_from_environment)
+    """The object-storage root for tables and published models; None keeps them all under ``root``."""
 
     @property
     def raw_dir(self) -> Path:
@@ -45,14 +67,14 @@ class DataLayout:
         return self.raw_dir / "export-state.json"
 
     @property
-    def tables_dir(self) -> Path:
-        return self.root / "tables"
+    def tables_dir(self) -> Path | UPath:
+        return (self.storage if self.storage is not None else self.root) / "tables"
 
-    def table_path(self, name: str) -> Path:
+    def table_path(self, name: str) -> Path | UPath:
         return self.tables_dir / f"{name}.parquet"
 
     @property
-    def label_feedback_path(self) -> Path:
+    def label_feedback_path(self) -> Path | UPath:
         """People's kind/* label changes after a bot prediction, which training reads."""
         return self.table_path("label_feedback")
 
@@ -69,6 +91,17 @@ class DataLayout:
     def current_model_dir(self) -> Path:
         """The promoted model: a symbolic link to one version folder."""
         return self.models_dir / "current"
+
+    @property
+    def promoted_model(self) -> Path | UPath:
+        """Where the server and the bot load the promoted model from by default.
+
+        That is ``<storage>/models/current`` (its pointer ``current.json``) with object storage,
+        else the local ``models/current`` link.
+        """
+        if self.storage is None:
+            return self.current_model_dir
+        return self.storage / "models" / "current"
 
     @property
     def tuned_config_path(self) -> Path:

@@ -9,10 +9,11 @@ import pandas as pd
 
 from k8s_analysis.export.state import ExportState
 from k8s_analysis.model.bundle import METRICS_FILE
+from k8s_analysis.storage import TablePath, read_parquet, table_exists
 
 
-def read_rows(path: Path, columns: list[str]) -> pd.DataFrame | None:
-    return pd.read_parquet(path, columns=columns) if path.exists() else None
+def read_rows(path: TablePath, columns: list[str]) -> pd.DataFrame | None:
+    return read_parquet(path, columns=columns) if table_exists(path) else None
 
 
 def model_line(layout, result) -> str:

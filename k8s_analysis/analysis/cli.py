@@ -14,6 +14,7 @@ from k8s_analysis.analysis.report import readable
 from k8s_analysis.analysis.series import AnalysisError, NameFilter
 from k8s_analysis.atomic import write_parquet, write_text
 from k8s_analysis.paths import DataLayout
+from k8s_analysis.storage import read_parquet, table_exists
 
 SAVE_FORMATS = (".png", ".svg", ".csv", ".parquet")
 
@@ -22,10 +23,10 @@ def read_tables(layout: DataLayout) -> AnalysisInput:
     frames = {}
     for name in ("issues", "pull_requests", "labels"):
         path = layout.table_path(name)
-        if not path.exists():
+        if not table_exists(path):
             raise AnalysisError(f"no table {path}: build the tables first with `k8s-analysis --data-dir "
                                 f"{layout.root} run`")
-        frames[name] = pd.read_parquet(path)
+        frames[name] = read_parquet(path)
     return AnalysisInput(**frames)
 
 

@@ -22,6 +22,7 @@ from k8s_analysis.model.gates import (
 )
 from k8s_analysis.model.train import InsufficientDataError, InsufficientTextError, ModelConfig, train_classifier
 from k8s_analysis.resources import DataDirResource
+from k8s_analysis.storage import publish_model, read_parquet, table_exists
 
 CHECK_TRAINED = "trained_on_enough_text"
 SKIPPED_NO_TEXT = "skipped: insufficient_text"
@@ -90,10 +91,10 @@ def read_tuned_config(path, log) -> dict | None:
 def read_feedback(layout, log) -> pd.DataFrame | None:
     """Return the bot's label feedback table, or None when the bot has stored none."""
     path = layout.label_feedback_path
-    if not path.is_file():
+    if not table_exists(path):
         return None
     try:
-        return pd.read_parquet(path)
+        return read_parquet(path)
     except (OSError, ValueError) as error:
         # Training goes on without the corrections rather than failing on a damaged side table.
         log.warning("cannot read %s (%s); training without the bot's feedback", path, error)
@@ -150,6 +151,8 @@ def kind_bug_classifier(
     Trained on the older releases with early stopping and the threshold chosen on the newest
     ones, compared with a linear baseline and the promoted model, then refit on all notes and
     saved under data/models/<version>/. Promoted to data/models/current when every check passes.
+    With object storage configured, also published to <storage>/models/<version>/, and a
+    promotion rewrites <storage>/models/current.json.
     """
     layout = data_dir.layout()
     tuned = read_tuned_config(layout.tuned_config_path, context.log) if config.use_tuned_config else None
@@ -187,6 +190,10 @@ def kind_bug_classifier(
         failed = [gate.description for gate in gates if not gate.passed]
         context.log.warning("model %s saved but not promoted: %s", version,
                             "; ".join(failed) if failed else "promote is off")
+    published = publish_model(layout, version, promoted=promoted_now)
+    if published is not None:
+        context.log.info("published model %s to %s%s", version, published,
+                         " and pointed models/current.json at it" if promoted_now else "")
     validation = trained.metrics["validation"]
     context.log.info(
         "model %s trained on %s: validation precision %.3f, recall %.3f, F1 %.3f, ROC-AUC %.3f at threshold %.3f",
@@ -211,6 +218,7 @@ def kind_bug_classifier(
             "config": dg.MetadataValue.json(model_config.as_dict()),
             "config_source": training["config_source"],
             "promoted": promoted_now,
+            **({"published_to": dg.MetadataValue.path(str(published))} if published is not None else {}),
         },
         check_results=[
             dg.AssetCheckResult(check_name=CHECK_TRAINED, passed=True,

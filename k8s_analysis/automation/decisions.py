@@ -1,7 +1,7 @@
 """The decisions behind the schedule and the sensors, as plain functions of the data directory.
 
 Each returns what to do and a sentence with the reason, which the tick in the Dagster UI shows.
-They read files only, so tests call them without a Dagster instance.
+They read files only (tables possibly in object storage), so tests call them without a Dagster instance.
 """
 
 from __future__ import annotations
@@ -20,19 +20,20 @@ from k8s_analysis.model.bundle import (METRICS_FILE, TRAINING_LABELS_FILE, Model
                                        rolled_back_versions)
 from k8s_analysis.model.gates import NOT_WORSE_THAN_PROMOTED
 from k8s_analysis.paths import DataLayout
+from k8s_analysis.storage import TablePath, read_parquet, table_exists
 
 
 class UnreadableTableError(ValueError):
     """A Parquet file that a decision needs exists but cannot be read."""
 
 
-def read_table(path: Path, fix: str, columns: list[str] | None = None) -> pd.DataFrame:
+def read_table(path: TablePath, fix: str, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a Parquet file, or raise UnreadableTableError naming the file, the cause and ``fix``.
 
     A missing file raises FileNotFoundError, which callers check for first.
     """
     try:
-        return pd.read_parquet(path, columns=columns)
+        return read_parquet(path, columns=columns)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, pa.ArrowException) as error:
@@ -117,8 +118,8 @@ def labels_digest(notes: pd.DataFrame) -> str:
     return digest.hexdigest()[:12]
 
 
-def _feedback_since(path: Path, trained_at: str | None) -> int:
-    if not path.is_file():
+def _feedback_since(path: TablePath, trained_at: str | None) -> int:
+    if not table_exists(path):
         return 0
     feedback = read_table(path, "The bot rebuilds it in full from its state file at each feedback row: move "
                                 "the damaged file away, and the next row brings it back.", ["at"])

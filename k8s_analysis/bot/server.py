@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from upath import UPath
+
 from k8s_analysis.bot.app import BotService, BotSettings, create_app
 from k8s_analysis.bot.deliveries import DeliveryStore
 from k8s_analysis.bot.github import GitHubCallError, GitHubWriter, WriteLimiter
@@ -35,7 +37,8 @@ class BotOptions:
     api_url: str = "https://api.github.com"
     dry_run: bool = False
     insecure_no_signature: bool = False
-    model_dir: Path | None = None
+    model_dir: Path | UPath | None = None
+    """A version folder or link, or STORAGE/models/current in object storage; None means the layout's default."""
     predict_url: str | None = None
     bot_login: str | None = None
     writes_per_item_per_hour: int = 10
@@ -86,7 +89,7 @@ def build_service(options: BotOptions, layout: DataLayout) -> BotService:
     if options.predict_url:
         predictions = RemotePredictions(options.predict_url)
     else:
-        store = ModelStore(options.model_dir or layout.current_model_dir, "kubernetes-analysis", metrics)
+        store = ModelStore(options.model_dir or layout.promoted_model, "kubernetes-analysis", metrics)
         predictions = LocalPredictions(store)
     # A dry run keeps its state apart and stores no feedback, so it never changes what a real
     # run remembers or what training reads.

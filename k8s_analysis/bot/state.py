@@ -3,8 +3,8 @@
 For each item: the id of its comment, whether the bot added ``kind/bug``, a person's override
 of that label, and the last prediction. Also every write the bot made (for the per-item
 budget) and every human ``kind/*`` change after a prediction (the feedback that training
-reads). The feedback table is exported to ``data/tables/label_feedback.parquet`` after each
-new row, written atomically.
+reads). The feedback table is exported to ``tables/label_feedback.parquet`` (in the data
+directory or in object storage) after each new row, written atomically.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from k8s_analysis.atomic import write_parquet
+from k8s_analysis.storage import TablePath, write_parquet
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -102,7 +102,7 @@ class FeedbackRow:
 class BotState:
     """Per-item state, write log and feedback, in one SQLite file shared by the bot's threads."""
 
-    def __init__(self, path: Path, feedback_path: Path | None = None) -> None:
+    def __init__(self, path: Path, feedback_path: TablePath | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.feedback_path = feedback_path

@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from upath import UPath
+
 DEFAULT_MODEL_NAME = "kubernetes-analysis"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 SETTINGS_ENV = "K8S_ANALYSIS_SERVE_SETTINGS"
@@ -16,8 +18,9 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 @dataclass(frozen=True)
 class ServerSettings:
-    model_dir: Path
-    """A model version folder, usually the ``models/current`` link, resolved again on each reload."""
+    model_dir: Path | UPath
+    """A model version folder, usually the ``models/current`` link, or a storage URL naming the
+    promoted model (``s3://.../models/current``), resolved again on each reload."""
     model_name: str = DEFAULT_MODEL_NAME
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     reload_interval: float = 2.0
@@ -52,5 +55,8 @@ class ServerSettings:
         value = os.environ.get(SETTINGS_ENV)
         if not value:
             raise RuntimeError(f"{SETTINGS_ENV} is not set; start the server with `k8s-analysis serve`")
+        from k8s_analysis.storage import model_location
+
         fields = json.loads(value)
-        return cls(**{**fields, "model_dir": Path(fields["model_dir"])})
+        # A URL stays a URL: Path("s3://b/m") would collapse it to "s3:/b/m".
+        return cls(**{**fields, "model_dir": model_location(fields["model_dir"])})
