@@ -25,12 +25,15 @@ warnings.filterwarnings("ignore", message=r"Parameter `owners` of initializer `S
                         category=dg.BetaWarning)
 
 from k8s_analysis.automation.decisions import count_label_changes, promotion_decision
+from k8s_analysis.deploy import RolloutSettings, roll_out
+from k8s_analysis.deploy.kubernetes import DEPLOYMENT_ENV, INFERENCE_SERVICE_ENV
 from k8s_analysis.jobs import EXPORT_TAG, EXPORT_TAGS, RETRAIN_JOB, incremental_export_job, retrain_job
 from k8s_analysis.model.bundle import promote
 from k8s_analysis.paths import DataLayout, resolve_data_dir
 from k8s_analysis.resources import DataDirResource
 from k8s_analysis.serving.models import load_checked
 from k8s_analysis.sources.github import TOKEN_ENV
+from k8s_analysis.storage import publish_model, table_exists
 
 EXPORT_CRON_ENV = "K8S_ANALYSIS_EXPORT_CRON"
 DEFAULT_EXPORT_CRON = "0 2 * * *"
@@ -124,7 +127,7 @@ def daily_export_schedule(context: dg.ScheduleEvaluationContext):
 def new_labels_sensor(context: dg.SensorEvaluationContext):
     layout = data_layout()
     threshold = retrain_threshold()
-    if not layout.table_path("release_notes").is_file():
+    if not table_exists(layout.table_path("release_notes")):
         return dg.SkipReason(f"no release_notes table in {layout.tables_dir} yet; run the export or "
                              "`k8s-analysis run` first")
     # A table file is replaced only when its step succeeds. A failed export therefore leaves
@@ -170,21 +173,35 @@ class PromoteConfig(dg.Config):
 @dg.op(description="Load the version, score its smoke test, and point models/current at it atomically. The "
                    "version it replaces stays as models/previous for `k8s-analysis rollback`.")
 def promote_model(context: dg.OpExecutionContext, config: PromoteConfig, data_dir: DataDirResource) -> str:
+    # A wrong rollout setting fails here, before models/current moves.
+    RolloutSettings.from_environment()
     layout = data_dir.layout()
     folder = layout.models_dir / config.version
     predictor = load_checked(folder)
     current = layout.current_model_dir
     before = os.readlink(current) if current.is_symlink() else None
     promote(layout.models_dir, config.version)
+    publish_model(layout, config.version, promoted=True)
     context.log.info("promoted model %s (threshold %.3f) in place of %s; a running prediction server and bot load "
                      "it within their reload interval", predictor.version, predictor.threshold, before or "none")
     return config.version
 
 
-@dg.job(name=REDEPLOY_JOB, description="Promote a model version: models/current points at it, and the prediction "
-                                       "server and the bot reload it.")
+@dg.op(description="On Kubernetes, roll the prediction Deployment (or KServe InferenceService) to the promoted "
+                   "version and wait until it is ready; fail the run when it does not become ready in time.")
+def roll_out_predictor(context: dg.OpExecutionContext, version: str) -> None:
+    result = roll_out(RolloutSettings.from_environment(), version, context.log)
+    if result is None:
+        context.log.info("neither %s nor %s is set, so there is no Kubernetes predictor to roll out; a local "
+                         "server reloads the model by itself", DEPLOYMENT_ENV, INFERENCE_SERVICE_ENV)
+        return
+    context.add_output_metadata(result.as_metadata())
+
+
+@dg.job(name=REDEPLOY_JOB, description="Promote a model version: models/current points at it, the prediction "
+                                       "server and the bot reload it, and on Kubernetes the predictor is rolled out.")
 def redeploy_job():
-    promote_model()
+    roll_out_predictor(promote_model())
 
 
 @dg.sensor(job=redeploy_job, minimum_interval_seconds=sensor_interval(),
