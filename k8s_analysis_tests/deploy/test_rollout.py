@@ -59,13 +59,14 @@ def test_settings_deployment_defaults(tmp_path):
     assert settings.name_env == DEPLOYMENT_ENV
 
 
-def test_settings_namespace_from_service_account(tmp_path):
+@pytest.mark.parametrize(("content", "namespace"), [("ml-serving\n", "ml-serving"), ("\n", "default")])
+def test_settings_namespace_from_file(tmp_path, content, namespace):
     namespace_file = tmp_path / "namespace"
-    namespace_file.write_text("ml-serving\n", encoding="utf-8")
+    namespace_file.write_text(content, encoding="utf-8")
 
     settings = RolloutSettings.from_environment({DEPLOYMENT_ENV: NAME}, namespace_file=namespace_file)
 
-    assert settings.namespace == "ml-serving"
+    assert settings.namespace == namespace
 
 
 def test_settings_namespace_variable_first(tmp_path):
@@ -76,15 +77,6 @@ def test_settings_namespace_variable_first(tmp_path):
                                                 namespace_file=namespace_file)
 
     assert settings.namespace == "staging"
-
-
-def test_settings_empty_namespace_file(tmp_path):
-    namespace_file = tmp_path / "namespace"
-    namespace_file.write_text("\n", encoding="utf-8")
-
-    settings = RolloutSettings.from_environment({DEPLOYMENT_ENV: NAME}, namespace_file=namespace_file)
-
-    assert settings.namespace == "default"
 
 
 def test_settings_inference_service(tmp_path):
