@@ -13,6 +13,17 @@ from pathlib import Path
 LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
+def default_stop_signals() -> None:
+    """Give the child the default SIGTERM and SIGINT actions, whatever the test process inherited.
+
+    A child inherits ignored signals (a test run started in the background of a script ignores
+    SIGINT). uvicorn restores the inherited action after its graceful stop, so with SIGTERM
+    ignored the server would exit 0 instead of ending by SIGTERM, as the tests expect.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class ServiceProcess:
     """A uvicorn-based ``k8s-analysis`` command listening on 127.0.0.1; ``stop`` ends it with SIGTERM."""
 
@@ -23,7 +34,8 @@ class ServiceProcess:
         self.log_path = log_path
         self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**environment, "PYTHONUNBUFFERED": "1"})
+                                        env={**environment, "PYTHONUNBUFFERED": "1"},
+                                        preexec_fn=default_stop_signals)
         self.port = port or self._wait_for_port()
 
     def _wait_for_port(self, timeout: float = 60.0) -> int:
