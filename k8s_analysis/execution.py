@@ -1,4 +1,4 @@
-"""Where the steps of a run execute: in one process here, one Kubernetes Job per step on a cluster.
+"""The executor of a run's steps: one process here, one Kubernetes Job per step on a cluster.
 
 Both settings come from the environment, which the Helm chart fills in every Dagster pod:
 

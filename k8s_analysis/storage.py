@@ -208,7 +208,7 @@ def write_object(path: TablePath, data: bytes) -> None:
 
 
 def pointer_path(location: UPath) -> UPath:
-    """The pointer object for a promoted-model location: ``models/current`` -> ``models/current.json``."""
+    """Return the pointer object of a promoted-model location: ``models/current`` -> ``models/current.json``."""
     return location.with_name(location.name + POINTER_SUFFIX)
 
 

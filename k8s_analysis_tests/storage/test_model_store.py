@@ -121,11 +121,11 @@ def test_store_keeps_serving_when_storage_unreachable(layout, monkeypatch, caplo
     store = ModelStore(layout.promoted_model, "kubernetes-analysis", ServerMetrics())
     asyncio.run(store.reload())
 
-    def refuse(*args, **kwargs):
+    def refuse_connection(*args, **kwargs):
         raise ConnectionRefusedError("connection refused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(layout.storage.fs, "cat_file", refuse)
+        patch.setattr(layout.storage.fs, "cat_file", refuse_connection)
         with caplog.at_level(logging.ERROR, logger="k8s_analysis.serving.models"):
             assert not store.changed()
             assert not store.changed()
