@@ -433,7 +433,11 @@ def test_ui_automation_all_running(ui):
         row = ui.page.locator("div[data-index]", has_text=name)
         # The row's first checkbox selects it; its last one is the on/off switch.
         assert row.locator("input[type=checkbox]").last.is_checked(), f"{name} is not running"
-        assert re.search(r"(seconds?|minutes?) ago", row.inner_text()), f"{name} shows no last tick"
+        # The last-tick column fills in after the row appears, later on a loaded machine.
+        deadline = time.monotonic() + 30
+        while not re.search(r"(seconds?|minutes?) ago", text := row.inner_text()) and time.monotonic() < deadline:
+            ui.page.wait_for_timeout(500)
+        assert re.search(r"(seconds?|minutes?) ago", text), f"{name} shows no last tick"
     ui.screenshot("dagster-automation.png")
 
 
