@@ -155,10 +155,6 @@ def local_path(path: TablePath) -> Path | None:
     return Path(path.path) if path.protocol in LOCAL_PROTOCOLS else None
 
 
-def is_object_storage(path: TablePath) -> bool:
-    return local_path(path) is None
-
-
 def is_pointer_location(location: Path | UPath) -> bool:
     """Return True for a model location given as a URL, file:// included: it names a ``.json`` pointer."""
     return isinstance(location, UPath) and bool(location.protocol)
