@@ -47,6 +47,8 @@ class Rollout(enum.Enum):
     """The new pods start but never become available, so the rollout never finishes."""
     DEADLINE_EXCEEDED = "deadline-exceeded"
     """As CRASH_LOOP, and the Deployment's Progressing condition reports ProgressDeadlineExceeded."""
+    MODEL_LOAD_FAILED = "model-load-failed"
+    """For an InferenceService: the new revision's model fails to load (transitionStatus BlockedByFailedLoad)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +213,7 @@ class FakeKubernetes:
                     "latestRolledoutRevision": revision,
                     "traffic": [{"revisionName": revision, "percent": 100, "latestRevision": True}],
                 }},
+                "modelStatus": _model_status("UpToDate", active="Loaded", target="Loaded"),
             },
         }
         self._add("inferenceservices", body, rollout)
@@ -391,17 +394,37 @@ def _advance_inference_service(stored: _Stored) -> None:
         status["observedGeneration"] = generation
         if predictor["latestCreatedRevision"] != newest:
             predictor["latestCreatedRevision"] = newest
+            status["modelStatus"] = _model_status("InProgress", active="Loaded", target="Pending")
             for kind in ("PredictorReady", "Ready"):
                 _set_condition(status, kind, "Unknown", "RevisionMissing", f'Revision "{newest}" is starting.')
             return
     elif predictor["latestReadyRevision"] == newest:
         return
+    if predictor["latestReadyRevision"] != newest and stored.rollout is Rollout.MODEL_LOAD_FAILED:
+        message = "Model failed to load: the weights archive is truncated"
+        status["modelStatus"] = _model_status("BlockedByFailedLoad", active="Loaded", target="FailedToLoad")
+        status["modelStatus"]["lastFailureInfo"] = {
+            "location": f"{newest}-deployment-7c9d5b6f4-x2k8q", "reason": "ModelLoadFailed",
+            "message": message, "exitCode": 1}
+        for kind in ("PredictorReady", "Ready"):
+            _set_condition(status, kind, "False", "RevisionFailed",
+                           f'Revision "{newest}" failed with message: {message}.')
+        return
     if predictor["latestReadyRevision"] != newest and stored.rollout is not Rollout.SUCCEEDS:
         return
     predictor["latestReadyRevision"] = newest
+    status["modelStatus"] = _model_status("UpToDate", active="Loaded", target="Loaded")
     _route_traffic(body)
     for kind in ("PredictorReady", "Ready"):
         _set_condition(status, kind, "True")
+
+
+def _model_status(transition: str, active: str, target: str) -> dict:
+    """Build KServe's ``status.modelStatus`` for one predictor copy."""
+    failed = 1 if target == "FailedToLoad" else 0
+    return {"transitionStatus": transition,
+            "states": {"activeModelState": active, "targetModelState": target},
+            "copies": {"failedCopies": failed, "totalCopies": 1}}
 
 
 def _route_traffic(body: dict) -> None:

@@ -47,6 +47,8 @@ INFERENCE_SERVICE = "InferenceService"
 KSERVE_GROUP = "serving.kserve.io"
 KSERVE_VERSION = "v1beta1"
 KSERVE_PLURAL = "inferenceservices"
+# modelStatus.transitionStatus values that report a failed rollout (KServe's v1beta1 API).
+KSERVE_FAILED_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 # Object names are DNS subdomains and namespaces are DNS labels, both in the sense of RFC 1123.
@@ -292,6 +294,10 @@ def _inference_service_progress(service: dict) -> _Progress:
     ``latestReadyRevision`` the newest that passed its readiness checks. While the new revision
     starts, the old one can keep the service Ready, so the rollout is done only when the two
     names agree. In raw deployment mode KServe reports no revisions, and Ready alone decides.
+
+    ``status.modelStatus.transitionStatus`` BlockedByFailedLoad (the new model failed to load)
+    or InvalidSpec (KServe rejected the predictor spec) ends the wait at once, with
+    ``lastFailureInfo`` as the reason, as ProgressDeadlineExceeded does for a Deployment.
     """
     generation = service.get("metadata", {}).get("generation") or 0
     status = service.get("status") or {}
@@ -312,7 +318,32 @@ def _inference_service_progress(service: dict) -> _Progress:
                         for target in predictor.get("traffic") or [] if target.get("percent"))
     if traffic:
         summary += f", traffic {traffic}"
+    model_status = status.get("modelStatus") or {}
+    transition = model_status.get("transitionStatus")
+    if transition:
+        summary += f", model transition {transition}"
+    if transition in KSERVE_FAILED_TRANSITIONS:
+        # NOTE: this trusts that KServe recomputed modelStatus when it observed the patched
+        # generation (not checked against its controller's source). A failure left over from an
+        # earlier spec would end the wait early, naming that older failure.
+        return _Progress(False, summary, failure=_model_failure(transition, model_status))
     return _Progress(ready.get("status") == "True" and created == latest_ready, summary)
+
+
+def _model_failure(transition: str, model_status: dict) -> str:
+    """Describe KServe's ``lastFailureInfo``: reason, message, exit code and where it happened."""
+    info = model_status.get("lastFailureInfo") or {}
+    failure = f"{transition}: {info.get('reason') or 'no reason given'}"
+    if info.get("message"):
+        failure += f": {info['message']}"
+    details = []
+    if info.get("exitCode") is not None:
+        details.append(f"exit code {info['exitCode']}")
+    if info.get("location"):
+        details.append(f"in {info['location']}")
+    if details:
+        failure += f" ({', '.join(details)})"
+    return failure
 
 
 def _inference_service_fix(settings: RolloutSettings) -> str:

@@ -18,6 +18,7 @@ from k8s_analysis.deploy.kubernetes import (
     MODEL_VERSION_ANNOTATION,
     NAMESPACE_ENV,
     ROLLOUT_TIMEOUT_ENV,
+    _inference_service_progress,
     new_api_client,
 )
 from k8s_analysis_tests.fake_kubernetes import MERGE_PATCH, STRATEGIC_MERGE_PATCH, Rollout
@@ -360,6 +361,7 @@ def test_inference_service_full_traffic(cluster, log):
     assert predictor["latestReadyRevision"] == f"{NAME}-predictor-00002"
     assert predictor["traffic"] == [{"revisionName": f"{NAME}-predictor-00002", "percent": 100,
                                      "latestRevision": True}]
+    assert service["status"]["modelStatus"]["transitionStatus"] == "UpToDate"
     assert result == RolloutResult(INFERENCE_SERVICE, NAME, "default", NEW, result.waited_s, 100)
 
 
@@ -404,6 +406,58 @@ def test_inference_service_crash_loop_times_out(cluster, log):
             f"revision {NAME}-predictor-00002, latest ready revision {NAME}-predictor-00001") in message
     assert f"kubectl describe inferenceservice {NAME} -n default" in message
     assert "k8s-analysis rollback" in message
+
+
+def test_inference_service_model_load_fails_fast(cluster, log):
+    cluster.add_inference_service(NAME, version=OLD, rollout=Rollout.MODEL_LOAD_FAILED)
+
+    started = time.monotonic()
+    with pytest.raises(RolloutError) as raised:
+        roll_out(inference_service_settings(timeout_s=60), NEW, log, **FAST)
+
+    assert time.monotonic() - started < 5
+    # Seen with the new revision starting, then with its model failed.
+    assert cluster.reads(NAME) == 2
+    message = str(raised.value)
+    assert message.startswith(f"InferenceService default/{NAME} failed to roll out model version {NEW} after ")
+    assert ("BlockedByFailedLoad: ModelLoadFailed: Model failed to load: the weights archive is truncated "
+            f"(exit code 1, in {NAME}-predictor-00002-deployment-") in message
+    assert "model transition BlockedByFailedLoad" in message
+    assert f"latest ready revision {NAME}-predictor-00001" in message
+    assert "k8s-analysis rollback" in message
+    # The old revision keeps all the traffic.
+    traffic = cluster.inference_service(NAME)["status"]["components"]["predictor"]["traffic"]
+    assert traffic == [{"revisionName": f"{NAME}-predictor-00001", "percent": 100, "latestRevision": True}]
+
+
+@pytest.mark.parametrize(("model_status", "failure"), [
+    ({"transitionStatus": "InvalidSpec"}, "InvalidSpec: no reason given"),
+    ({"transitionStatus": "InvalidSpec",
+      "lastFailureInfo": {"reason": "NoSupportingRuntime", "message": "No runtime supports format custom"}},
+     "InvalidSpec: NoSupportingRuntime: No runtime supports format custom"),
+    ({"transitionStatus": "BlockedByFailedLoad", "lastFailureInfo": {"reason": "RuntimeUnhealthy", "exitCode": 137}},
+     "BlockedByFailedLoad: RuntimeUnhealthy (exit code 137)"),
+])
+def test_inference_service_failed_transitions(model_status, failure):
+    service = {"metadata": {"generation": 3},
+               "status": {"observedGeneration": 3, "modelStatus": model_status,
+                          "conditions": [{"type": "Ready", "status": "False"}]}}
+
+    progress = _inference_service_progress(service)
+
+    assert progress.failure == failure
+    assert not progress.done
+
+
+def test_inference_service_stale_failure_ignored():
+    # Until KServe observes the patched generation, its modelStatus describes the spec before it.
+    service = {"metadata": {"generation": 4},
+               "status": {"observedGeneration": 3, "modelStatus": {"transitionStatus": "BlockedByFailedLoad"}}}
+
+    progress = _inference_service_progress(service)
+
+    assert progress.failure is None
+    assert progress.summary == "waiting for KServe to see generation 4 (it has seen 3)"
 
 
 def test_inference_service_rejects_strategic_patch(cluster):
