@@ -29,6 +29,7 @@ from k8s_analysis.serving.metrics import CONTENT_TYPE, ServerMetrics, mark_worke
 from k8s_analysis.serving.models import ModelStore
 from k8s_analysis.serving.protocol import Predictions, PredictionRequest, RequestError
 from k8s_analysis.serving.settings import ServerSettings
+from k8s_analysis.storage import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ class PredictionService:
     async def v1_model(self, request: Request) -> Response:
         self.check_name(request)
         version = self.store.version
-        body = {"name": self.settings.model_name, "ready": version is not None, "model_version": version}
+        body = {"name": self.settings.model_name, "ready": version is not None, "model_version": version,
+                "model_source": redact_url(self.store.origin) if self.store.origin is not None else None}
         if version is None:
             body["error"] = self.store.last_error or "the model is still loading"
         return JSONBody(body, status_code=200 if version is not None else 503)

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import os
 import signal
 import threading
 import time
@@ -17,6 +18,7 @@ SECOND = "20250302T000000Z-0000b002"
 BROKEN = "20250303T000000Z-0000b003"
 THIRD = "20250304T000000Z-0000b004"
 LOAD = f"/v1/models/{MODEL}/load"
+MODEL_ROUTE = f"/v1/models/{MODEL}"
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +89,9 @@ def test_load_route_swaps_and_rejects_broken(versions, tmp_path_factory):
         assert server.request("POST", LOAD)[1]["reloaded"] is True
         status, body = server.request("POST", PREDICT, {"text": BUG_NOTE})
         assert (status, body["model_version"], body["result"]) == (200, SECOND, scores[SECOND])
+        status, body = server.request("GET", MODEL_ROUTE)
+        assert (status, body["model_version"]) == (200, SECOND)
+        assert body["model_source"] == os.path.realpath(models_dir / SECOND)
 
         promote(models_dir, BROKEN)
         status, body = server.request("POST", LOAD)

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import os
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -135,9 +136,10 @@ def test_explain_matches_in_process_explanation(server, predictor):
     assert batch[1] == {"up": [], "down": []}
 
 
-def test_status_metadata_and_health_routes(server):
-    assert server.request("GET", f"/v1/models/{MODEL}") == (200, {"name": MODEL, "ready": True,
-                                                                   "model_version": VERSION})
+def test_status_metadata_and_health_routes(server, models_dir):
+    assert server.request("GET", f"/v1/models/{MODEL}") == (200, {
+        "name": MODEL, "ready": True, "model_version": VERSION,
+        "model_source": os.path.realpath(models_dir / VERSION)})
     assert server.request("GET", "/v1/models") == (200, {"models": [MODEL]})
     assert server.request("GET", "/v2/health/live") == (200, {"live": True})
     assert server.request("GET", "/v2/health/ready") == (200, {"ready": True})
