@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from k8s_analysis.assets.raw import raw_issues, raw_release_notes
+from k8s_analysis.raw_mirror import ISSUES, RELEASE_NOTES, restore_part
 from k8s_analysis.raw_store import RawIssueStore, RawReleaseNotesStore
 from k8s_analysis.resources import DataDirResource
 from k8s_analysis.tables.items import build_item_tables
@@ -33,7 +34,10 @@ def preview(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
 )
 def item_tables(context: dg.AssetExecutionContext, data_dir: DataDirResource):
     """Parse the raw store once into the issues, pull_requests and labels tables."""
-    tables = build_item_tables(RawIssueStore(data_dir.layout().raw_issues_dir).iter_items())
+    layout = data_dir.layout()
+    # A volume that lost its raw store gets it back from the mirror, if there is one.
+    restore_part(layout, ISSUES, context.log)
+    tables = build_item_tables(RawIssueStore(layout.raw_issues_dir).iter_items())
     issues, pull_requests, labels = tables.issues, tables.pull_requests, tables.labels
     notes = int((pull_requests["release_note_status"] == "note").sum())
     context.log.info("parsed %s issues, %s pull requests (%s with a release note), %s labels",
@@ -78,7 +82,9 @@ def release_notes(
     ``is_bug`` is true when the PR carries ``kind/bug``. When both sources have a PR the
     published note is kept and ``sources`` lists both.
     """
-    store = RawReleaseNotesStore(data_dir.layout().raw_release_notes_dir)
+    layout = data_dir.layout()
+    restore_part(layout, RELEASE_NOTES, context.log)
+    store = RawReleaseNotesStore(layout.raw_release_notes_dir)
     notes = build_release_notes(pull_requests, store.iter_files(), config.include_all_releases)
     counts = notes["source"].value_counts()
     context.log.info("built %s release notes (%s published, %s from pull requests), bug share %.1f%%",

@@ -12,9 +12,11 @@ from moto.server import ThreadedMotoServer
 from k8s_analysis.assets import all_asset_checks, all_assets
 from k8s_analysis.model.bundle import Predictor, promote
 from k8s_analysis.paths import DataLayout
+from k8s_analysis.raw_mirror import ISSUES, RELEASE_NOTES, part_files, restore_part
+from k8s_analysis.raw_store import RawIssueStore
 from k8s_analysis.storage import STORAGE_OPTIONS_ENV, STORAGE_URL_ENV, publish_model
 from k8s_analysis_tests.assets.test_definitions import FAST_MODEL, materialization_metadata, resources_for
-from k8s_analysis_tests.serving.running import PREDICT, RunningServer, copy_version
+from k8s_analysis_tests.serving.running import MODEL, PREDICT, RunningServer, copy_version
 from k8s_analysis_tests.serving.test_server import BUG_NOTE
 from k8s_analysis_tests.shared_data import shared_path
 
@@ -88,6 +90,24 @@ def test_s3_contains_tables(s3, trained):
 
 
 @pytest.mark.slow
+def test_s3_contains_raw_mirror(s3, trained, tmp_path):
+    root, result = trained
+    layout = DataLayout(root)
+    for part in (ISSUES, RELEASE_NOTES):
+        local = {path.relative_to(layout.raw_dir).as_posix(): path.read_bytes() for path in part_files(layout, part)}
+        manifest = json.loads(read_object(s3, f"{PREFIX}/raw/{part}/manifest.json"))
+        assert sorted(manifest["files"]) == sorted(local)
+        stored = objects(s3, f"{PREFIX}/raw/{part}/objects/")
+        assert {name: stored[entry["sha256"]] for name, entry in manifest["files"].items()} == local
+        assert materialization_metadata(result, f"raw_{part.replace('-', '_')}")["mirror_files"] == len(local)
+
+    # A new, empty volume gets the raw store back from the bucket.
+    volume = DataLayout(tmp_path / "new-volume")
+    assert restore_part(volume, ISSUES) == len(part_files(layout, ISSUES))
+    assert RawIssueStore(volume.raw_issues_dir).count() == 744
+
+
+@pytest.mark.slow
 def test_s3_contains_promoted_model(s3, trained):
     root, result = trained
     model = materialization_metadata(result, "kind_bug_classifier")
@@ -133,6 +153,8 @@ def test_server_loads_and_reloads_from_s3(s3, trained, tmp_path, monkeypatch):
         status, body = server.request("POST", PREDICT, {"text": BUG_NOTE})
         assert status == 200
         assert body["model_version"] == SECOND
+        status, body = server.request("GET", f"/v1/models/{MODEL}")
+        assert (status, body["model_source"]) == (200, f"s3://{BUCKET}/{PREFIX}/models/{SECOND}")
         assert body["result"] == round(float(Predictor(layout.models_dir / SECOND).score([BUG_NOTE])[0][0]), 6)
         assert body["result"] != round(float(Predictor(layout.models_dir / first).score([BUG_NOTE])[0][0]), 6)
         assert f"model reloaded: {SECOND} replaces {first}" in server.log()
