@@ -153,8 +153,8 @@ def test_server_loads_and_reloads_from_s3(s3, trained, tmp_path, monkeypatch):
         status, body = server.request("POST", PREDICT, {"text": BUG_NOTE})
         assert status == 200
         assert body["model_version"] == SECOND
-        status, body = server.request("GET", f"/v1/models/{MODEL}")
-        assert (status, body["model_source"]) == (200, f"s3://{BUCKET}/{PREFIX}/models/{SECOND}")
+        status, model = server.request("GET", f"/v1/models/{MODEL}")
+        assert (status, model["model_source"]) == (200, f"s3://{BUCKET}/{PREFIX}/models/{SECOND}")
         assert body["result"] == round(float(Predictor(layout.models_dir / SECOND).score([BUG_NOTE])[0][0]), 6)
         assert body["result"] != round(float(Predictor(layout.models_dir / first).score([BUG_NOTE])[0][0]), 6)
         assert f"model reloaded: {SECOND} replaces {first}" in server.log()
