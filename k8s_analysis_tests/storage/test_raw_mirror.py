@@ -151,6 +151,23 @@ def test_mirror_refuses_to_drop_files(source, tmp_path):
     assert read_manifest(part_root(source.storage, ISSUES)) == manifest_before
 
 
+def test_mirror_shrinks_without_manifest(source):
+    # Deleting the manifest is how a user accepts a smaller store on purpose.
+    mirror_part(source, ISSUES)
+    removed = sorted(source.raw_issues_dir.glob("*.jsonl.zst"))[:2]
+    removed_digests = {hashlib.sha256(path.read_bytes()).hexdigest() for path in removed}
+    for shard in removed:
+        shard.unlink()
+    manifest = part_root(source.storage, ISSUES) / MANIFEST_FILE
+    manifest.fs.rm_file(manifest.path)
+
+    stats = mirror_part(source, ISSUES)
+
+    assert stats.files == len(part_files(source, ISSUES))
+    assert set(read_manifest(part_root(source.storage, ISSUES))["files"]) == set(local_files(source, ISSUES))
+    assert not removed_digests & stored_objects(source, ISSUES)
+
+
 def test_mirror_follows_export_journal(source, tmp_path):
     # An interrupted export leaves journal pages and seen ids, which travel with the shards.
     # A later mirror drops them once the export has merged and deleted them.
